@@ -7,12 +7,12 @@ EXTRA=("$@")  # e.g. --data-cache DIR, --device cuda
 run() { if [[ "${PARALLEL:-0}" == 1 ]]; then "$@" "${EXTRA[@]}" & else "$@" "${EXTRA[@]}"; fi; }
 common=(--batch-size 256 --lr 1.5e-3)
 run $PY -m training train --kind linear-ae --latent-dim 20 --epochs 200 --batch-size 256 --lr 3e-3
-run $PY -m training train --kind deep-ae --latent-dim 20 --epochs 40 "${common[@]}"
-run $PY -m training train --kind sparse-ae --latent-dim 64 --name sparse-ae-z64 --epochs 40 "${common[@]}"
-run $PY -m training train --kind denoising-ae --latent-dim 20 --noise gaussian --noise-level 0.3 --epochs 40 "${common[@]}"
-for m in 2 5 10; do run $PY -m training train --kind vae --latent-dim $m --epochs 60 "${common[@]}"; done
-run $PY -m training train --kind vae --latent-dim 20 --width 96 --epochs 60 "${common[@]}"
+run $PY -m training train --kind deep-ae --latent-dim 20 --epochs 30 "${common[@]}"
+run $PY -m training train --kind sparse-ae --latent-dim 64 --name sparse-ae-z64 --epochs 30 "${common[@]}"
+run $PY -m training train --kind denoising-ae --latent-dim 20 --noise gaussian --noise-level 0.3 --epochs 30 "${common[@]}"
+for m in 2 5 10; do run $PY -m training train --kind vae --latent-dim $m --epochs 50 "${common[@]}"; done
+run $PY -m training train --kind vae --latent-dim 20 --width 96 --epochs 50 "${common[@]}"
 # Literature protocol (not shipped): dynamic binarisation, binarised test set, IWAE k=5000.
-run $PY -m training train --kind vae --latent-dim 20 --width 96 --binarize --name vae-z20-binarised --epochs 60 \
+run $PY -m training train --kind vae --latent-dim 20 --width 96 --binarize --name vae-z20-binarised --epochs 50 \
     "${common[@]}" --repository runs/binarised-repo
 wait
