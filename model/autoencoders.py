@@ -34,6 +34,12 @@ class LinearAE(nn.Module):
         self.W_f = nn.Linear(PIXELS, latent_dim, bias=False)
         self.W_g = nn.Linear(latent_dim, PIXELS, bias=False)
         self.b = nn.Parameter(torch.zeros(PIXELS))
+        # Start W_g W_f as a projection onto a random m-subspace (orthonormal W_f, W_g = W_f^T):
+        # nn.Linear's default init makes |W_g| >> |W_f|, and gradient descent then sits at the
+        # saddle W_g W_f = 0 for thousands of steps.
+        nn.init.orthogonal_(self.W_f.weight)
+        with torch.no_grad():
+            self.W_g.weight.copy_(self.W_f.weight.T)
 
     def encode(
         self, x: torch.Tensor, labels: Optional[torch.Tensor] = None
