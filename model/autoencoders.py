@@ -41,6 +41,12 @@ class LinearAE(nn.Module):
         with torch.no_grad():
             self.W_g.weight.copy_(self.W_f.weight.T)
 
+    @torch.jit.ignore
+    def init_centre(self, mean: torch.Tensor) -> None:
+        """Start b at the data mean, as PCA does; else the first code unit is spent on the mean."""
+        with torch.no_grad():
+            self.b.copy_(mean.flatten())
+
     def encode(
         self, x: torch.Tensor, labels: Optional[torch.Tensor] = None
     ) -> tuple[torch.Tensor, torch.Tensor]:

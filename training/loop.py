@@ -113,6 +113,8 @@ def train(cfg: TrainConfig) -> Path | None:
         xte = torch.bernoulli(xte, generator=torch.Generator(device).manual_seed(0))
 
     model = build(cfg.spec).to(device)
+    if hasattr(model, "init_centre"):  # linear AE: a data-dependent start, like PCA's centring
+        model.init_centre(xtr.mean(0))
     loss_mod: nn.Module = LossModule(model, cfg.spec)
     if world > 1:
         loss_mod = nn.parallel.DistributedDataParallel(loss_mod, device_ids=[device.index] if device.type == "cuda" else None)
