@@ -1,0 +1,43 @@
+"""The ASGI application factory: `uvicorn --factory service.app:create_app`."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from service import errors
+from service.middleware import ServiceMiddleware
+from service.routes import infer, ops, v2
+from service.settings import Settings, get_settings
+from service.state import AppState
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    state = AppState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.load(settings.model_repository)  # models load here, never at import
+        gc.collect()
+        gc.freeze()  # long-lived torch objects out of the GC's sight: no 100 ms full collections under load
+        yield
+        state.draining = True
+        await state.stop()
+
+    app = FastAPI(title="vaeserve", version="0.1.0", lifespan=lifespan,
+                  description="Autoencoders and VAEs on MNIST: encode, decode, sample, interpolate, reconstruct.")
+    app.state.vae = state
+    errors.install(app)
+    app.include_router(infer.router)
+    app.include_router(ops.router)
+    app.include_router(v2.router)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["content-type", "accept", "x-api-key", "x-request-id"])
+    app.add_middleware(ServiceMiddleware, state=state)
+    return app

@@ -1,0 +1,22 @@
+"""Prometheus metrics. One registry per app, so tests and several apps in one process never clash."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("vaeserve_requests_total", "HTTP requests by route and status",
+                                ["route", "status"], registry=r)
+        self.latency = Histogram("vaeserve_request_seconds", "request latency by route", ["route"], registry=r,
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self.batch_rows = Histogram("vaeserve_batch_rows", "rows per forward pass", ["model", "op"], registry=r,
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+        self.queue_rows = Gauge("vaeserve_queue_rows", "rows waiting, all batchers", registry=r)
+        self.inflight = Gauge("vaeserve_inflight_requests", "requests being served", registry=r)
+        self.rejections = Counter("vaeserve_rejections_total", "requests refused by reason", ["reason"], registry=r)
+        self.load_failures = Counter("vaeserve_model_load_failures_total", "checkpoints refused at load",
+                                     registry=r)

@@ -1,0 +1,109 @@
+"""One pure-ASGI middleware (cheaper than a stack of BaseHTTPMiddleware): request id, body-size
+limit (413 before the body is read whole), API key, draining, metrics and access logs."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.state import AppState
+
+log = logging.getLogger("vaeserve.access")
+
+INFER = {"/encode", "/decode", "/sample", "/interpolate", "/reconstruct"}
+OPEN = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class ServiceMiddleware:
+    def __init__(self, app: ASGIApp, state: AppState) -> None:
+        self.app = app
+        self.state = state
+
+    async def _reject(self, send: Send, status: int, message: str, rid: str, extra: list[Any] | None = None) -> None:
+        body = orjson.dumps({"error": message, "detail": None})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"x-request-id", rid.encode()), *(extra or [])]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        st, s = self.state, self.state.settings
+        path: str = scope["path"]
+        headers = dict(scope["headers"])
+        rid = headers.get(b"x-request-id", b"").decode("latin1")[:64] or uuid.uuid4().hex
+        route = path if path in INFER or path in OPEN or path == "/models" else (
+            "/v2/models/*" if path.startswith("/v2/") else "/models/*" if path.startswith("/models/") else "other")
+        t0 = time.perf_counter()
+        status_box = [500]
+
+        async def send_wrapped(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                status_box[0] = msg["status"]
+                hdrs = list(msg.get("headers", []))
+                hdrs.append((b"x-request-id", rid.encode()))
+                if st.draining:
+                    hdrs.append((b"connection", b"close"))
+                msg = {**msg, "headers": hdrs}
+            await send(msg)
+
+        try:
+            if s.api_key and path not in OPEN and scope["method"] != "OPTIONS":
+                given = headers.get(b"x-api-key", b"")
+                if not hmac.compare_digest(given, s.api_key.encode()):
+                    st.metrics.rejections.labels("unauthorized").inc()
+                    status_box[0] = 401
+                    await self._reject(send, 401, "missing or wrong X-API-Key header", rid)
+                    return
+            length = headers.get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > s.max_body_bytes):
+                st.metrics.rejections.labels("body_too_large").inc()
+                status_box[0] = 413
+                await self._reject(send, 413, f"body of {length.decode('latin1')[:20]} bytes; at most "
+                                   f"{s.max_body_bytes} bytes allowed", rid, [(b"connection", b"close")])
+                return
+            received = 0
+
+            async def receive_limited() -> Message:
+                nonlocal received
+                msg = await receive()
+                if msg["type"] == "http.request":
+                    received += len(msg.get("body", b""))
+                    if received > s.max_body_bytes:
+                        raise BodyTooLarge
+                return msg
+
+            infer = path in INFER
+            if infer:
+                st.arriving += 1
+                st.metrics.inflight.inc()
+            try:
+                await self.app(scope, receive_limited, send_wrapped)
+            except BodyTooLarge:
+                status_box[0] = 413
+                st.metrics.rejections.labels("body_too_large").inc()
+                await self._reject(send, 413, f"body larger than {s.max_body_bytes} bytes", rid,
+                                   [(b"connection", b"close")])
+            finally:
+                if infer:
+                    st.arriving -= 1
+                    st.metrics.inflight.dec()
+        finally:
+            elapsed = time.perf_counter() - t0
+            st.metrics.requests.labels(route, str(status_box[0])).inc()
+            st.metrics.latency.labels(route).observe(elapsed)
+            if status_box[0] >= 400 or log.isEnabledFor(logging.DEBUG):
+                log.info("request", extra={"request_id": rid, "method": scope["method"], "path": path,
+                                           "status": status_box[0], "ms": round(elapsed * 1000, 2)})

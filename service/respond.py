@@ -1,0 +1,35 @@
+"""Response bodies: orjson for JSON (NumPy arrays serialised natively), .npy on request, PNG images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.images import array_to_png, to_npy
+
+NPY = "application/x-npy"
+
+
+def wants_npy(request: Request) -> bool:
+    return NPY in request.headers.get("accept", "")
+
+
+def json_response(payload: dict[str, Any]) -> Response:
+    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, media_type="application/json")
+
+
+def npy_response(array: np.ndarray, model: str, version: int, extra: dict[str, str] | None = None) -> Response:
+    headers = {"x-model": model, "x-model-version": str(version), **(extra or {})}
+    return Response(to_npy(array.astype(np.float32, copy=False)), media_type=NPY, headers=headers)
+
+
+def images_field(images: np.ndarray, fmt: str) -> Any:
+    """(B, 28, 28) float32 -> the `images` field: the array itself (pixels) or base64 PNG strings."""
+    if fmt == "png":
+        return [array_to_png(img) for img in images]
+    return images

@@ -1,0 +1,71 @@
+"""Model listing, health, readiness and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from service.errors import ApiError, json_error
+from service.loader import Checkpoint
+from service.respond import json_response
+from service.state import AppState
+
+router = APIRouter()
+
+
+def summary(ckpt: Checkpoint) -> dict[str, Any]:
+    m = ckpt.meta
+    return {**{k: v for k, v in m.items() if k != "config"}, "name": ckpt.name, "version": ckpt.version}
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.vae
+    return state
+
+
+@router.get("/models")
+async def list_models(request: Request) -> Response:
+    """Every model in the repository (newest version) with its meta; `versions` lists all versions."""
+    st = _state(request)
+    out = [{**summary(st.newest(n)), "versions": sorted(st.models[n]), "default": n == st.settings.default_model}
+           for n in sorted(st.models)]
+    return json_response({"models": out})
+
+
+@router.get("/models/{name}")
+async def get_model(name: str, request: Request, version: int | None = None) -> Response:
+    """One model's full meta (training config and measured metrics included)."""
+    st = _state(request)
+    ckpt = st.resolve(name, version)
+    return json_response({**ckpt.meta, "name": ckpt.name, "version": ckpt.version, "versions": sorted(st.models[name])})
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    """Liveness: the process answers."""
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    """Readiness: models loaded and not draining; 503 otherwise."""
+    st = _state(request)
+    if st.draining:
+        return json_error(503, "draining for shutdown", None, {"Retry-After": str(st.settings.retry_after_s)})
+    if not st.ready:
+        return json_error(503, "not ready", st.load_errors, {"Retry-After": str(st.settings.retry_after_s)})
+    return json_response({"status": "ready", "device": str(st.runtime.device), "models": sorted(st.models)})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition."""
+    st = _state(request)
+    st.metrics.queue_rows.set(st.queued_rows())
+    return Response(generate_latest(st.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+__all__ = ["router", "ApiError"]

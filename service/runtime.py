@@ -1,0 +1,100 @@
+"""Where torch runs: device choice, the single worker thread, the forwards of each operation.
+
+Everything in this module that touches a model runs on the worker thread, under inference_mode.
+On CUDA: models are warmed up at load, inputs go through pinned host memory with non-blocking
+copies, and half precision is optional. A CUDA out-of-memory error on a batch splits the batch
+in halves and retries, so a big batch degrades to smaller ones instead of failing every row.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import torch
+
+from service.loader import Checkpoint
+
+log = logging.getLogger(__name__)
+
+OPS = ("encode", "decode", "reconstruct")
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("VAESERVE_DEVICE=cuda but torch sees no CUDA device")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+class Runtime:
+    """One device, one worker thread; placed models keyed by (name, version)."""
+
+    def __init__(self, device: torch.device, half: bool = False, threads: int = 1) -> None:
+        self.device = device
+        self.half = half and device.type == "cuda"
+        torch.set_num_threads(threads)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torch-worker")
+        self.modules: dict[tuple[str, int], Any] = {}
+        self.oom_splits = 0
+
+    def place(self, ckpt: Checkpoint) -> None:
+        """Move a checkpoint's module to the device (fp16 if asked) and warm it up."""
+        module = ckpt.module.to(self.device)
+        if self.half:
+            module = module.half()
+        self.modules[(ckpt.name, ckpt.version)] = module
+        if self.device.type == "cuda":  # first CUDA calls compile/allocate: pay that before serving
+            labels = torch.zeros(8, dtype=torch.long) if ckpt.num_classes else None
+            for rows in (1, 8):
+                lab = None if labels is None else labels[:rows]
+                self.run(ckpt, "reconstruct", torch.zeros(rows, 1, 28, 28), lab)
+                self.run(ckpt, "decode", torch.zeros(rows, ckpt.latent_dim), lab)
+
+    def _to_device(self, t: torch.Tensor, float_input: bool) -> torch.Tensor:
+        if self.device.type == "cpu":
+            return t
+        t = t.pin_memory().to(self.device, non_blocking=True)
+        return t.half() if (self.half and float_input) else t
+
+    def run(self, ckpt: Checkpoint, op: str, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The forward of one operation on a batch; returns float32 CPU rows aligned with x."""
+        try:
+            return self._forward(ckpt, op, x, labels)
+        except RuntimeError as exc:
+            if not is_oom(exc) or len(x) == 1:
+                raise
+            self.oom_splits += 1
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = len(x) // 2
+            log.warning("out of memory on a %d-row %s batch of %s: splitting", len(x), op, ckpt.name)
+            lo = self.run(ckpt, op, x[:half], None if labels is None else labels[:half])
+            hi = self.run(ckpt, op, x[half:], None if labels is None else labels[half:])
+            return torch.cat([lo, hi])
+
+    def _forward(self, ckpt: Checkpoint, op: str, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        module = self.modules[(ckpt.name, ckpt.version)]
+        with torch.inference_mode():
+            xd = self._to_device(x, True)
+            lab = None if labels is None else self._to_device(labels, False)
+            if op == "encode":
+                mu, logvar = module.encode(xd, lab)
+                out = torch.cat([mu, logvar], dim=1)  # (B, 2m): one tensor splits cleanly by row
+            elif op == "decode":
+                out = module.decode(xd, lab)[:, 0]  # (B, 28, 28)
+            elif op == "reconstruct":
+                mu, _ = module.encode(xd, lab)
+                out = module.decode(mu, lab)[:, 0]
+            else:
+                raise ValueError(f"unknown operation {op!r}")
+            return out.float().cpu()
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=True)

@@ -1,0 +1,125 @@
+"""Request and response schemas (<Verb>Request / <Verb>Response). Limits here are hard caps for
+the OpenAPI contract; the tighter, configurable limits from settings are checked in the routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Z_BOUND = 1e3  # latent coordinates beyond +-1000 are refused: far outside any prior's support
+HARD_MAX_ROWS = 10000
+PNG_MAX_CHARS = 65536  # base64 of a 28x28 PNG is well under 4 KiB; this bounds hostile input
+
+Pixel = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+PixelRow = Annotated[list[Pixel], Field(min_length=28, max_length=28)]
+Pixels = Annotated[list[PixelRow], Field(min_length=28, max_length=28, description="28x28 floats in [0,1]")]
+Coord = Annotated[float, Field(ge=-Z_BOUND, le=Z_BOUND, allow_inf_nan=False)]
+Latent = Annotated[list[Coord], Field(min_length=1, max_length=4096, description="one latent vector of m floats")]
+Label = Annotated[int, Field(ge=0, le=9)]
+ModelName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+ImageFormat = Literal["pixels", "png"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Image(Strict):
+    """One 28x28 image: `pixels` (floats in [0,1]) or `png` (base64 of an 8-bit grey or RGB PNG)."""
+
+    pixels: Pixels | None = None
+    png: Annotated[str, Field(min_length=1, max_length=PNG_MAX_CHARS)] | None = None
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> Image:
+        if (self.pixels is None) == (self.png is None):
+            raise ValueError("give exactly one of 'pixels' (28x28 floats in [0,1]) or 'png' (base64 PNG)")
+        return self
+
+
+Images = Annotated[list[Image], Field(min_length=1, max_length=HARD_MAX_ROWS)]
+
+
+class Routed(Strict):
+    model: ModelName | None = Field(None, description="model name; default: the server's default model")
+    version: Annotated[int, Field(ge=1)] | None = Field(None, description="pin a version; default: the newest")
+
+
+class EncodeRequest(Routed):
+    images: Images
+    sample: bool = Field(False, description="also return z = mu + sigma * eps")
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+
+
+class EncodeResponse(BaseModel):
+    model: str
+    version: int
+    mu: list[list[float]]
+    logvar: list[list[float]] | None
+    z: list[list[float]] | None = None
+
+
+class DecodeRequest(Routed):
+    z: Annotated[list[Latent], Field(min_length=1, max_length=HARD_MAX_ROWS)]
+    labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | None = None
+    format: ImageFormat = "pixels"
+
+
+class ImagesResponse(BaseModel):
+    model: str
+    version: int
+    images: list[list[list[float]]] | list[str] = Field(description="28x28 floats, or base64 PNGs")
+
+
+class SampleRequest(Routed):
+    n: Annotated[int, Field(ge=1, le=HARD_MAX_ROWS)] = 1
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+    temperature: Annotated[float, Field(gt=0.0, le=10.0, allow_inf_nan=False)] = 1.0
+    labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | Literal["balanced"] | None = None
+    format: ImageFormat = "pixels"
+
+
+class SampleResponse(ImagesResponse):
+    z: list[list[float]]
+    seed: int
+    labels: list[int] | None = None
+
+
+class Endpoint(Strict):
+    """One end of an interpolation: a latent `z`, or an `image` (its encoder mean is used)."""
+
+    z: Latent | None = None
+    image: Image | None = None
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> Endpoint:
+        if (self.z is None) == (self.image is None):
+            raise ValueError("give exactly one of 'z' (a latent vector) or 'image'")
+        return self
+
+
+class InterpolateRequest(Routed):
+    start: Endpoint
+    end: Endpoint
+    steps: Annotated[int, Field(ge=2, le=1024)] = 10
+    method: Literal["linear", "slerp"] = "linear"
+    format: ImageFormat = "pixels"
+
+
+class InterpolateResponse(ImagesResponse):
+    z: list[list[float]]
+
+
+class ReconstructRequest(Routed):
+    images: Images
+    format: ImageFormat = "pixels"
+
+
+class ReconstructResponse(ImagesResponse):
+    mse: list[float]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    detail: object | None = None

@@ -1,0 +1,40 @@
+"""The service's one settings object (env prefix VAESERVE_), read once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VAESERVE_", env_file=None)
+
+    model_repository: Path = Field(Path("models"), description="models/<name>/<version>/model.ts")
+    default_model: str = Field("vae-z20", description="served when a request names no model; must be generative")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when present, else cpu")
+    half_precision: bool = Field(False, description="fp16 forwards on CUDA (outputs stay float32)")
+    torch_threads: int = Field(1, ge=1, description="intra-op threads; 1 leaves a core to the HTTP loop")
+    max_rows: int = Field(1024, ge=1, description="most rows (images or latents) in one request")
+    max_sample: int = Field(10000, ge=1, description="largest n for /sample")
+    max_steps: int = Field(256, ge=2, description="largest steps for /interpolate")
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger bodies get 413 before being read")
+    max_batch_rows: int = Field(256, ge=1, description="most rows in one forward pass")
+    max_delay_ms: float = Field(2.0, ge=0, description="longest a batch waits for rows from requests still arriving")
+    queue_rows: int = Field(8192, ge=1, description="rows queued per (model, operation) before 429")
+    request_timeout_s: float = Field(10.0, gt=0, description="deadline per request; past it, 504")
+    retry_after_s: int = Field(1, ge=1, description="Retry-After on 429 and 503")
+    api_key: str | None = Field(None, description="when set, every route but health and metrics needs X-API-Key")
+    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins (default: none)")
+    log_level: str = "info"
+    drain_timeout_s: float = Field(30.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
