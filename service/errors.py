@@ -45,4 +45,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # FastAPI's answer when the JSON parser itself fails (e.g. nesting deeper than it recurses)
+            return json_error(422, "invalid request: body is not JSON this server can parse (too deeply nested?)")
         return json_error(exc.status_code, str(exc.detail), None, getattr(exc, "headers", None))

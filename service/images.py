@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk every complete PNG ends with
 
 
 class ImageError(ValueError):
@@ -25,6 +26,8 @@ def png_to_array(b64: str) -> np.ndarray:
         raise ImageError(f"png is not valid base64 ({exc})") from exc
     if not raw.startswith(PNG_SIGNATURE) or len(raw) < 33 or raw[12:16] != b"IHDR":
         raise ImageError("png is not a PNG file (bad signature or header)")
+    if not raw.endswith(PNG_END):
+        raise ImageError("png could not be decoded (truncated: no IEND chunk at the end)")
     # Read the size from the header before decoding anything: a 'bomb' never gets decompressed.
     width, height, depth = struct.unpack(">IIB", raw[16:25])
     if (width, height) != (28, 28):

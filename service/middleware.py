@@ -48,8 +48,15 @@ class ServiceMiddleware:
             "/v2/models/*" if path.startswith("/v2/") else "/models/*" if path.startswith("/models/") else "other")
         t0 = time.perf_counter()
         status_box = [500]
+        too_large = [False]  # set when a streamed body passes the limit; the app's answer is replaced
 
         async def send_wrapped(msg: Message) -> None:
+            if too_large[0]:
+                if msg["type"] == "http.response.start":
+                    status_box[0] = 413
+                    await self._reject(send, 413, f"body larger than {s.max_body_bytes} bytes allowed", rid,
+                                       [(b"connection", b"close")])
+                return
             if msg["type"] == "http.response.start":
                 status_box[0] = msg["status"]
                 hdrs = list(msg.get("headers", []))
@@ -82,6 +89,7 @@ class ServiceMiddleware:
                 if msg["type"] == "http.request":
                     received += len(msg.get("body", b""))
                     if received > s.max_body_bytes:
+                        too_large[0] = True
                         raise BodyTooLarge
                 return msg
 
@@ -91,11 +99,12 @@ class ServiceMiddleware:
                 st.metrics.inflight.inc()
             try:
                 await self.app(scope, receive_limited, send_wrapped)
-            except BodyTooLarge:
-                status_box[0] = 413
+            except BodyTooLarge:  # raised through the app before it answered
                 st.metrics.rejections.labels("body_too_large").inc()
-                await self._reject(send, 413, f"body larger than {s.max_body_bytes} bytes", rid,
-                                   [(b"connection", b"close")])
+                if status_box[0] != 413:
+                    status_box[0] = 413
+                    await self._reject(send, 413, f"body larger than {s.max_body_bytes} bytes allowed", rid,
+                                       [(b"connection", b"close")])
             finally:
                 if infer:
                     st.arriving -= 1

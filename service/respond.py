@@ -18,8 +18,16 @@ def wants_npy(request: Request) -> bool:
     return NPY in request.headers.get("accept", "")
 
 
+def _fallback(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):  # non-contiguous views: orjson serialises only C-contiguous arrays
+        return np.ascontiguousarray(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
 def json_response(payload: dict[str, Any]) -> Response:
-    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY, default=_fallback)
     return Response(body, media_type="application/json")
 
 

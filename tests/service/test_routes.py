@@ -1,0 +1,171 @@
+"""Every endpoint's happy path over tiny checkpoints, checked against the checkpoint itself."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.service.conftest import pixels
+
+
+def ts(repo: Path, name: str, version: int = 1) -> torch.jit.ScriptModule:
+    return torch.jit.load(str(repo / name / str(version) / "model.ts"))
+
+
+def png_b64(arr: np.ndarray, mode: str = "L") -> str:
+    img = Image.fromarray((arr * 255).round().astype(np.uint8), mode="L")
+    if mode != "L":
+        img = img.convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_decode_matches_the_checkpoint(client: TestClient, tiny_repo: Path) -> None:
+    z = torch.randn(3, 4)
+    r = client.post("/decode", json={"z": z.tolist()})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "vae-z4" and body["version"] == 2  # the newest version serves by default
+    with torch.no_grad():
+        ref = ts(tiny_repo, "vae-z4", 2).decode(z, None)[:, 0].numpy()
+    np.testing.assert_allclose(np.array(body["images"]), ref, atol=1e-5)
+
+
+def test_version_can_be_pinned(client: TestClient, tiny_repo: Path) -> None:
+    z = torch.zeros(1, 4)
+    r = client.post("/decode", json={"z": z.tolist(), "version": 1})
+    assert r.json()["version"] == 1
+    with torch.no_grad():
+        ref = ts(tiny_repo, "vae-z4", 1).decode(z, None)[:, 0].numpy()
+    np.testing.assert_allclose(np.array(r.json()["images"][0]), ref[0], atol=1e-5)
+
+
+def test_encode_returns_mu_logvar_and_seeded_z(client: TestClient, tiny_repo: Path) -> None:
+    x = np.random.default_rng(0).random((2, 28, 28)).astype(np.float32)
+    body = {"images": [{"pixels": x[0].tolist()}, {"pixels": x[1].tolist()}], "sample": True, "seed": 7}
+    a, b = client.post("/encode", json=body).json(), client.post("/encode", json=body).json()
+    with torch.no_grad():
+        mu, logvar = ts(tiny_repo, "vae-z4", 2).encode(torch.from_numpy(x[:, None]), None)
+    np.testing.assert_allclose(a["mu"], mu.numpy(), atol=1e-5)
+    np.testing.assert_allclose(a["logvar"], logvar.numpy(), atol=1e-5)
+    assert a["z"] == b["z"] and a["z"] != a["mu"]
+
+
+def test_deterministic_model_has_null_logvar(client: TestClient) -> None:
+    r = client.post("/encode", json={"model": "deep-ae-z4", "images": [{"pixels": pixels()}]})
+    assert r.status_code == 200 and r.json()["logvar"] is None and len(r.json()["mu"][0]) == 4
+
+
+def test_png_in_grey_and_rgb_equal_pixels(client: TestClient) -> None:
+    x = (np.random.default_rng(1).integers(0, 256, (28, 28)) / 255).astype(np.float32)
+    results = [client.post("/encode", json={"images": [img]}).json()["mu"] for img in
+               ({"pixels": x.tolist()}, {"png": png_b64(x)}, {"png": png_b64(x, "RGB")})]
+    np.testing.assert_allclose(results[0], results[1], atol=1e-5)
+    np.testing.assert_allclose(results[0], results[2], atol=1e-5)
+
+
+def test_sample_same_seed_same_digits(client: TestClient) -> None:
+    a = client.post("/sample", json={"n": 4, "seed": 123}).json()
+    b = client.post("/sample", json={"n": 4, "seed": 123}).json()
+    c = client.post("/sample", json={"n": 4, "seed": 124}).json()
+    assert a["images"] == b["images"] and a["z"] == b["z"] and a["seed"] == 123
+    assert a["images"] != c["images"]
+    np.testing.assert_allclose(np.array(a["z"]), torch.randn(4, 4, generator=torch.Generator().manual_seed(123)),
+                               atol=1e-6)
+
+
+def test_sample_temperature_scales_z(client: TestClient) -> None:
+    a = np.array(client.post("/sample", json={"n": 3, "seed": 5}).json()["z"])
+    b = np.array(client.post("/sample", json={"n": 3, "seed": 5, "temperature": 0.5}).json()["z"])
+    np.testing.assert_allclose(b, 0.5 * a, atol=1e-6)
+
+
+def test_sample_png_and_npy(client: TestClient) -> None:
+    r = client.post("/sample", json={"n": 2, "seed": 1, "format": "png"})
+    img = Image.open(io.BytesIO(base64.b64decode(r.json()["images"][0])))
+    assert img.size == (28, 28) and img.mode == "L"
+    r = client.post("/sample", json={"n": 5, "seed": 1}, headers={"accept": "application/x-npy"})
+    assert r.headers["content-type"] == "application/x-npy" and r.headers["x-model"] == "vae-z4"
+    arr = np.load(io.BytesIO(r.content), allow_pickle=False)
+    assert arr.shape == (5, 28, 28) and arr.dtype == np.float32
+    as_json = np.array(client.post("/sample", json={"n": 5, "seed": 1}).json()["images"], dtype=np.float32)
+    np.testing.assert_array_equal(arr, as_json)
+
+
+def test_conditional_sample_balanced(client: TestClient) -> None:
+    r = client.post("/sample", json={"model": "cvae-z4", "n": 20, "labels": "balanced", "seed": 0})
+    assert r.status_code == 200, r.text
+    assert r.json()["labels"] == [i % 10 for i in range(20)]
+    r = client.post("/decode", json={"model": "cvae-z4", "z": [[0.0] * 4] * 2, "labels": [3, 7]})
+    assert r.status_code == 200
+
+
+def test_interpolate_ends_included(client: TestClient, tiny_repo: Path) -> None:
+    a, b = [1.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]
+    lin = client.post("/interpolate", json={"start": {"z": a}, "end": {"z": b}, "steps": 5}).json()
+    assert np.allclose(lin["z"][0], a) and np.allclose(lin["z"][-1], b) and len(lin["images"]) == 5
+    assert np.allclose(lin["z"][2], [0.5, 1.0, 0, 0])
+    sl = client.post("/interpolate", json={"start": {"z": a}, "end": {"z": b}, "steps": 3, "method": "slerp"}).json()
+    assert np.allclose(sl["z"][0], a, atol=1e-6) and np.allclose(sl["z"][-1], b, atol=1e-6)
+    mid = np.array(sl["z"][1])  # on the great circle: 45 degrees between the two axes
+    assert abs(mid[0] - mid[1] * 0.5) < 1e-5 and mid[0] > 0.5
+    img = pixels(0.3)
+    r = client.post("/interpolate", json={"start": {"image": {"pixels": img}}, "end": {"z": b}, "steps": 2}).json()
+    with torch.no_grad():
+        mu, _ = ts(tiny_repo, "vae-z4", 2).encode(torch.full((1, 1, 28, 28), 0.3), None)
+    np.testing.assert_allclose(r["z"][0], mu[0].numpy(), atol=1e-5)
+
+
+def test_reconstruct_returns_mse(client: TestClient, tiny_repo: Path) -> None:
+    x = np.random.default_rng(2).random((3, 28, 28)).astype(np.float32)
+    r = client.post("/reconstruct", json={"images": [{"pixels": i.tolist()} for i in x]}).json()
+    with torch.no_grad():
+        ref = ts(tiny_repo, "vae-z4", 2).forward(torch.from_numpy(x[:, None]))[:, 0].numpy()
+    np.testing.assert_allclose(r["images"], ref, atol=1e-5)
+    np.testing.assert_allclose(r["mse"], ((ref - x) ** 2).mean(axis=(1, 2)), rtol=1e-4)
+
+
+def test_models_and_health(client: TestClient) -> None:
+    models = {m["name"]: m for m in client.get("/models").json()["models"]}
+    assert set(models) == {"vae-z4", "vae-z2", "deep-ae-z4", "linear-ae-z3", "cvae-z4"}
+    assert models["vae-z4"]["versions"] == [1, 2] and models["vae-z4"]["default"]
+    assert models["deep-ae-z4"]["generative"] is False
+    assert client.get("/models/vae-z2").json()["latent_dim"] == 2
+    assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
+    r = client.get("/models/nope")
+    assert r.status_code == 404 and "vae-z4" in r.json()["detail"]["available"]
+
+
+def test_metrics_and_request_id(client: TestClient) -> None:
+    r = client.post("/sample", json={"n": 1}, headers={"x-request-id": "abc123"})
+    assert r.headers["x-request-id"] == "abc123"
+    assert client.post("/decode", json={}).headers["x-request-id"]
+    text = client.get("/metrics").text
+    assert 'vaeserve_requests_total{route="/sample",status="200"}' in text
+    assert "vaeserve_batch_rows_bucket" in text and "vaeserve_request_seconds_bucket" in text
+
+
+def test_v2_protocol(client: TestClient, tiny_repo: Path) -> None:
+    meta = client.get("/v2/models/vae-z4-decoder").json()
+    assert meta["inputs"][0] == {"name": "z", "datatype": "FP32", "shape": [-1, 4]}
+    z = torch.randn(2, 4)
+    r = client.post("/v2/models/vae-z4-decoder/infer",
+                    json={"inputs": [{"name": "z", "shape": [2, 4], "datatype": "FP32", "data": z.flatten().tolist()}]})
+    out = r.json()["outputs"][0]
+    assert out["shape"] == [2, 1, 28, 28]
+    with torch.no_grad():
+        ref = ts(tiny_repo, "vae-z4", 2).decode(z, None).flatten().numpy()
+    np.testing.assert_allclose(out["data"], ref, atol=1e-5)
+    x = np.full((1, 1, 28, 28), 0.2).tolist()
+    r = client.post("/v2/models/vae-z4-encoder/infer",
+                    json={"inputs": [{"name": "x", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": x}]})
+    assert [o["name"] for o in r.json()["outputs"]] == ["mu", "logvar"]
+    assert client.get("/v2/health/ready").status_code == 200
+    assert client.post("/v2/models/vae-z4/infer", json={"inputs": []}).status_code in (404, 422)
