@@ -1,0 +1,197 @@
+"""Batching invariants: order, no mixing, splitting, seeds, 429 when full, 504 past the deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from service.app import create_app
+from service.batcher import Batcher, DeadlineExceeded, QueueFull
+from tests.service.conftest import make_settings
+
+
+def far() -> float:
+    return time.monotonic() + 30
+
+
+class Recorder:
+    """A forward that doubles its rows, records every batch size, and can be held shut."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        self.gate.wait(10)
+        self.sizes.append(len(x))
+        return x * 2
+
+
+@pytest.fixture()
+def executor():
+    ex = ThreadPoolExecutor(1)
+    yield ex
+    ex.shutdown()
+
+
+def test_rows_come_back_in_order_and_unmixed(executor: ThreadPoolExecutor) -> None:
+    async def go() -> None:
+        rec = Recorder()
+        b = Batcher(rec, executor, max_batch_rows=16, max_delay_s=0, queue_rows=1000)
+        rec.gate.clear()  # hold the worker so requests pile up and share batches
+        inputs = [torch.arange(i * 100, i * 100 + 1 + i % 5, dtype=torch.float32).unsqueeze(1) for i in range(40)]
+        tasks = [asyncio.create_task(b.submit(x, None, far())) for x in inputs]
+        await asyncio.sleep(0.05)
+        rec.gate.set()
+        outs = await asyncio.gather(*tasks)
+        for x, out in zip(inputs, outs):
+            assert torch.equal(out, x * 2)
+        assert max(rec.sizes) <= 16 and len(rec.sizes) < 40  # batched, within the row limit
+        await b.stop()
+
+    asyncio.run(go())
+
+
+def test_big_requests_are_split(executor: ThreadPoolExecutor) -> None:
+    async def go() -> None:
+        rec = Recorder()
+        b = Batcher(rec, executor, max_batch_rows=8, max_delay_s=0, queue_rows=1000)
+        x = torch.arange(30, dtype=torch.float32).unsqueeze(1)
+        out = await b.submit(x, None, far())
+        assert torch.equal(out, x * 2) and max(rec.sizes) == 8 and sum(rec.sizes) == 30
+        await b.stop()
+
+    asyncio.run(go())
+
+
+def test_full_queue_refuses_at_once(executor: ThreadPoolExecutor) -> None:
+    async def go() -> None:
+        rec = Recorder()
+        rec.gate.clear()
+        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=10)
+        first = asyncio.create_task(b.submit(torch.zeros(4, 1), None, far()))
+        await asyncio.sleep(0.02)  # the worker took these 4 rows and is held
+        queued = asyncio.create_task(b.submit(torch.zeros(10, 1), None, far()))
+        await asyncio.sleep(0.01)
+        t0 = time.perf_counter()
+        with pytest.raises(QueueFull):
+            await b.submit(torch.zeros(1, 1), None, far())
+        assert time.perf_counter() - t0 < 0.05
+        rec.gate.set()
+        await asyncio.gather(first, queued)
+        await b.stop()
+
+    asyncio.run(go())
+
+
+def test_deadline_gives_deadline_exceeded(executor: ThreadPoolExecutor) -> None:
+    async def go() -> None:
+        rec = Recorder()
+        rec.gate.clear()
+        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=100)
+        with pytest.raises(DeadlineExceeded):
+            await b.submit(torch.zeros(2, 1), None, time.monotonic() + 0.05)
+        rec.gate.set()
+        await b.stop()
+
+    asyncio.run(go())
+
+
+def test_a_failed_forward_fails_only_its_batch(executor: ThreadPoolExecutor) -> None:
+    calls = []
+
+    def flaky(x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        calls.append(len(x))
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return x
+
+    async def go() -> None:
+        b = Batcher(flaky, executor, max_batch_rows=4, max_delay_s=0, queue_rows=100)
+        with pytest.raises(RuntimeError, match="boom"):
+            await b.submit(torch.zeros(1, 1), None, far())
+        assert torch.equal(await b.submit(torch.ones(2, 1), None, far()), torch.ones(2, 1))
+        await b.stop()
+
+    asyncio.run(go())
+
+
+# -- through the app, with real concurrency ---------------------------------------------------
+
+
+async def _concurrent(app, requests: list[tuple[str, dict]]) -> list[httpx.Response]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        return await asyncio.gather(*[c.post(p, json=b) for p, b in requests])
+
+
+def _with_lifespan(app, coro_fn):
+    async def go():
+        async with app.router.lifespan_context(app):
+            return await coro_fn()
+
+    return asyncio.run(go())
+
+
+def test_concurrent_single_rows_equal_one_batch(tiny_repo: Path) -> None:
+    app = create_app(make_settings(tiny_repo, max_batch_rows=64))
+    z = torch.randn(48, 4)
+
+    async def go():
+        single = await _concurrent(app, [("/decode", {"z": [row.tolist()]}) for row in z])
+        whole = await _concurrent(app, [("/decode", {"z": z.tolist()})])
+        return single, whole
+
+    single, whole = _with_lifespan(app, go)
+    rows = np.array([r.json()["images"][0] for r in single])
+    np.testing.assert_allclose(rows, np.array(whole[0].json()["images"]), atol=1e-5)
+    hist = app.state.vae.metrics.batch_rows.labels("vae-z4", "decode")
+    assert hist._sum.get() == 96  # every row went through a batch exactly once
+
+
+def test_seeded_samples_do_not_depend_on_batch_mates(tiny_repo: Path) -> None:
+    app = create_app(make_settings(tiny_repo))
+
+    async def go():
+        alone = await _concurrent(app, [("/sample", {"n": 3, "seed": 42})])
+        crowd = await _concurrent(app, [("/sample", {"n": 3 + i % 4, "seed": i}) for i in range(30)]
+                                  + [("/sample", {"n": 3, "seed": 42})])
+        return alone[0].json(), crowd[-1].json()
+
+    alone, crowd = _with_lifespan(app, go)
+    assert alone["z"] == crowd["z"]
+    np.testing.assert_allclose(alone["images"], crowd["images"], atol=1e-5)
+
+
+def test_overload_answers_429_with_retry_after(tiny_repo: Path) -> None:
+    app = create_app(make_settings(tiny_repo, queue_rows=8, max_batch_rows=4))
+
+    async def go():
+        return await _concurrent(app, [("/sample", {"n": 4, "seed": i}) for i in range(60)])
+
+    rs = _with_lifespan(app, go)
+    codes = [r.status_code for r in rs]
+    assert set(codes) <= {200, 429} and 429 in codes and 200 in codes
+    busy = next(r for r in rs if r.status_code == 429)
+    assert busy.headers["retry-after"] == "1" and "queue full" in busy.json()["error"]
+
+
+def test_deadline_answers_504(tiny_repo: Path) -> None:
+    app = create_app(make_settings(tiny_repo, request_timeout_s=0.001))
+
+    async def go():
+        return await _concurrent(app, [("/sample", {"n": 500, "seed": i}) for i in range(4)])
+
+    rs = _with_lifespan(app, go)
+    assert any(r.status_code == 504 for r in rs)
+    assert all(r.status_code in (200, 504) for r in rs)
+    assert "deadline" in next(r for r in rs if r.status_code == 504).json()["error"]

@@ -1,0 +1,94 @@
+"""The loader refuses files that break the contract, with messages that say why; the runtime splits on OOM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from service.loader import CheckpointError, Checkpoint, load_checkpoint, scan
+from service.runtime import Runtime
+
+
+def copy_with_meta(src: Path, dst: Path, edit) -> Path:
+    files = {"meta.json": ""}
+    module = torch.jit.load(str(src), _extra_files=files)
+    meta = json.loads(files["meta.json"])
+    edit(meta, module)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.save(module, str(dst), _extra_files={"meta.json": json.dumps(meta)})
+    return dst
+
+
+def test_good_checkpoint_loads(tiny_repo: Path) -> None:
+    ckpt = load_checkpoint(tiny_repo / "vae-z4" / "2" / "model.ts")
+    assert (ckpt.name, ckpt.version, ckpt.latent_dim, ckpt.generative) == ("vae-z4", 2, 4, True)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda m, mod: m.update(format=2), "format 2 unsupported"),
+    (lambda m, mod: m.update(kind="gan"), "kind 'gan' unknown"),
+    (lambda m, mod: m.update(latent_dim=7), "meta promises (B, 7)"),
+    (lambda m, mod: m.pop("latent_dim"), "lacks ['latent_dim']"),
+    (lambda m, mod: m.update(weights_sha256="0" * 64), "tampered"),
+])
+def test_contract_breaking_meta_is_refused(tiny_repo: Path, tmp_path: Path, edit, message: str) -> None:
+    bad = copy_with_meta(tiny_repo / "vae-z4" / "1" / "model.ts", tmp_path / "bad" / "1" / "model.ts", edit)
+    with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        load_checkpoint(bad)
+
+
+def test_changed_weights_are_refused(tiny_repo: Path, tmp_path: Path) -> None:
+    def edit(meta, module):
+        with torch.no_grad():
+            next(module.parameters()).add_(1e-3)
+
+    bad = copy_with_meta(tiny_repo / "vae-z4" / "1" / "model.ts", tmp_path / "w" / "1" / "model.ts", edit)
+    with pytest.raises(CheckpointError, match="weights_sha256"):
+        load_checkpoint(bad)
+
+
+def test_garbage_and_missing_meta(tmp_path: Path) -> None:
+    junk = tmp_path / "junk" / "1" / "model.ts"
+    junk.parent.mkdir(parents=True)
+    junk.write_bytes(b"not a zip at all")
+    with pytest.raises(CheckpointError, match="not a TorchScript file"):
+        load_checkpoint(junk)
+    plain = tmp_path / "plain" / "1" / "model.ts"
+    plain.parent.mkdir(parents=True)
+    torch.jit.save(torch.jit.script(nn.Linear(2, 2)), str(plain))
+    with pytest.raises(CheckpointError, match="no meta.json"):
+        load_checkpoint(plain)
+
+
+def test_scan_keeps_good_models_and_reports_bad(tiny_repo: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    copy_with_meta(tiny_repo / "vae-z4" / "1" / "model.ts", repo / "good" / "1" / "model.ts", lambda m, mod: None)
+    (repo / "bad" / "1").mkdir(parents=True)
+    (repo / "bad" / "1" / "model.ts").write_bytes(b"xx")
+    models, errors = scan(repo)
+    assert list(models) == ["good"] and len(errors) == 1 and "bad" in errors[0]
+
+
+def test_oom_splits_the_batch(tiny_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ckpt: Checkpoint = load_checkpoint(tiny_repo / "vae-z4" / "2" / "model.ts")
+    rt = Runtime(torch.device("cpu"))
+    rt.place(ckpt)
+    real = rt._forward
+
+    def fake(ck, op, x, labels):  # a device that cannot hold more than 4 rows at once
+        if len(x) > 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(ck, op, x, labels)
+
+    monkeypatch.setattr(rt, "_forward", fake)
+    z = torch.randn(13, 4)
+    out = rt.run(ckpt, "decode", z, None)
+    with torch.no_grad():
+        ref = ckpt.module.decode(z, None)[:, 0]
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    assert rt.oom_splits > 0
+    rt.shutdown()
