@@ -9,8 +9,6 @@ not new classes.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,12 +46,12 @@ class LinearAE(nn.Module):
             self.b.copy_(mean.flatten())
 
     def encode(
-        self, x: torch.Tensor, labels: Optional[torch.Tensor] = None
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         code = self.W_f(x.flatten(1) - self.b)  # (B, m)
         return code, torch.zeros_like(code)
 
-    def decode_raw(self, z: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode_raw(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return (self.W_g(z) + self.b).view(-1, 1, 28, 28)
 
 
@@ -74,14 +72,14 @@ class DeepAE(nn.Module):
         self.head = nn.Linear(feats, latent_dim)
 
     def encode(
-        self, x: torch.Tensor, labels: Optional[torch.Tensor] = None
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         code = self.head(self.body(x))  # (B, m)
         if self.nonneg_code:
             code = F.relu(code)
         return code, torch.zeros_like(code)
 
-    def decode_raw(self, z: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode_raw(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.decoder(z)
 
 
@@ -102,7 +100,7 @@ class VAE(nn.Module):
         self.body, self.decoder, feats = make_body(arch, latent_dim + num_classes, width)
         self.head = nn.Linear(feats + num_classes, 2 * latent_dim)
 
-    def _with_labels(self, h: torch.Tensor, labels: Optional[torch.Tensor]) -> torch.Tensor:
+    def _with_labels(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         if self.num_classes == 0:
             return h
         if labels is None:
@@ -110,13 +108,13 @@ class VAE(nn.Module):
         return torch.cat([h, F.one_hot(labels.long(), self.num_classes).to(h.dtype)], dim=1)
 
     def encode(
-        self, x: torch.Tensor, labels: Optional[torch.Tensor] = None
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         h = self._with_labels(self.body(x), labels)
         mu, logvar = self.head(h).chunk(2, dim=1)  # (B, m) each
         return mu, logvar
 
-    def decode_raw(self, z: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode_raw(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.decoder(self._with_labels(z, labels))
 
 

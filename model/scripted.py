@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 
@@ -25,16 +23,16 @@ class Servable(nn.Module):
 
     @torch.jit.export
     def encode(
-        self, x: torch.Tensor, labels: Optional[torch.Tensor] = None
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model.encode(x, labels)
 
     @torch.jit.export
-    def decode_logits(self, z: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode_logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.model.decode_raw(z, labels)
 
     @torch.jit.export
-    def decode(self, z: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         out = self.model.decode_raw(z, labels)
         # Bernoulli means are sigmoid(logits); the linear AE predicts pixels directly, so clamp.
         return torch.sigmoid(out) if self.sigmoid_output else out.clamp(0.0, 1.0)

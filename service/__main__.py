@@ -6,7 +6,11 @@ answered (with Connection: close) for up to drain_timeout_s, then the process ex
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
@@ -17,6 +21,19 @@ from service.settings import get_settings
 
 
 class DrainingServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Handle SIGTERM/SIGINT as a drain, and exit 0 after it (uvicorn would re-raise the signal)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         app = self.config.loaded_app
         while hasattr(app, "app") and not hasattr(app, "state"):

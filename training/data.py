@@ -73,7 +73,7 @@ def read_idx(path: Path) -> np.ndarray:
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
         raise DataError(f"{path}: header says {dims} but holds {data.size} bytes")
-    return data.reshape(dims)
+    return data.reshape(dims).copy()  # frombuffer views are read-only; torch wants writable memory
 
 
 def load_idx_dir(directory: Path) -> Mnist:

@@ -63,7 +63,9 @@ def to_tensor(x_u8: Any, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def test_metrics(model: nn.Module, spec: ModelSpec, x: torch.Tensor, y: torch.Tensor, bs: int = 1000) -> dict[str, float]:
+def measure_test(
+    model: nn.Module, spec: ModelSpec, x: torch.Tensor, y: torch.Tensor, bs: int = 1000
+) -> dict[str, float]:
     """Test objective (fixed noise seed, so epochs compare) and reconstruction MSE per pixel."""
     model.eval()
     total, mse, parts_sum = 0.0, 0.0, {}  # type: ignore[var-annotated]
@@ -117,7 +119,8 @@ def train(cfg: TrainConfig) -> Path | None:
         model.init_centre(xtr.mean(0))
     loss_mod: nn.Module = LossModule(model, cfg.spec)
     if world > 1:
-        loss_mod = nn.parallel.DistributedDataParallel(loss_mod, device_ids=[device.index] if device.type == "cuda" else None)
+        ids = [device.index] if device.type == "cuda" else None
+        loss_mod = nn.parallel.DistributedDataParallel(loss_mod, device_ids=ids)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, len(xtr) // world // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps_per_epoch, eta_min=cfg.lr / 100)
@@ -154,7 +157,7 @@ def train(cfg: TrainConfig) -> Path | None:
                     post = {"loss": f"{loss.item():.2f}", **{k: f"{v.item():.2f}" for k, v in parts.items()}}
                     post["img/s"] = f"{seen / (time.perf_counter() - t0):.0f}"
                     bar.set_postfix(post)
-            m = test_metrics(model, cfg.spec, xte, yte)
+            m = measure_test(model, cfg.spec, xte, yte)
             m.update(epoch=epoch, train_loss=loss.item(), images_per_s=seen / (time.perf_counter() - t0),
                      elapsed_s=time.perf_counter() - started, lr=sched.get_last_lr()[0])
             if m["test_loss"] < best["test_loss"]:
@@ -162,7 +165,8 @@ def train(cfg: TrainConfig) -> Path | None:
             if lead and metrics_file is not None:
                 metrics_file.write(json.dumps(m) + "\n")
                 metrics_file.flush()
-                log.info("epoch %d test_loss %.4f test_mse %.5f (%.0f img/s)", epoch, m["test_loss"], m["test_mse"], m["images_per_s"])
+                log.info("epoch %d test_loss %.4f test_mse %.5f (%.0f img/s)", epoch, m["test_loss"],
+                         m["test_mse"], m["images_per_s"])
                 if tb is not None:
                     for k, v in m.items():
                         tb.add_scalar(k, v, epoch)

@@ -53,7 +53,7 @@ def test_rows_come_back_in_order_and_unmixed(executor: ThreadPoolExecutor) -> No
         await asyncio.sleep(0.05)
         rec.gate.set()
         outs = await asyncio.gather(*tasks)
-        for x, out in zip(inputs, outs):
+        for x, out in zip(inputs, outs, strict=False):
             assert torch.equal(out, x * 2)
         assert max(rec.sizes) <= 16 and len(rec.sizes) < 40  # batched, within the row limit
         await b.stop()

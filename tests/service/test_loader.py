@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from service.loader import CheckpointError, Checkpoint, load_checkpoint, scan
+from service.loader import Checkpoint, CheckpointError, load_checkpoint, scan
 from service.runtime import Runtime
 
 

@@ -31,7 +31,8 @@ def bomb_header(w: int, h: int) -> bytes:
     """A PNG whose IHDR declares w x h with a tiny, highly compressible body."""
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
     chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))  # noqa: E731
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100000)) + chunk(b"IEND", b"")
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100000)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
 
 
 BAD = [
@@ -90,7 +91,7 @@ def test_bad_input_is_a_clear_422(client: TestClient, path: str, body: dict, mes
 
 def test_nan_and_infinity_are_refused(client: TestClient) -> None:
     for token in ("NaN", "Infinity", "-Infinity"):
-        body = '{"z": [[0.0, 0.0, 0.0, %s]]}' % token
+        body = f'{{"z": [[0.0, 0.0, 0.0, {token}]]}}'
         r = client.post("/decode", content=body, headers={"content-type": "application/json"})
         assert r.status_code == 422, (token, r.text)
         assert "finite" in r.text or "NaN" in r.text or "inf" in r.text.lower()
