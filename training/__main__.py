@@ -72,10 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("data", help="fetch, verify and cache MNIST; print its digest")
     d.add_argument("--idx-dir", type=Path, default=None)
     d.add_argument("--data-cache", type=Path, default=Path("data"))
+    t = sub.add_parser("table", help="print the Markdown table of measured figures for a repository")
+    t.add_argument("repository", type=Path, nargs="?", default=Path("models"))
+    t.add_argument("--extra", type=Path, nargs="*", default=[], help="more checkpoints to list")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data}[args.cmd](args)
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data,
+                "table": cmd_table}[args.cmd](args)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -123,6 +127,13 @@ def cmd_export(a: argparse.Namespace) -> int:
     name = a.name or Path(a.run).parent.name
     metrics = {k: v for k, v in blob["best"].items() if k.startswith("test_") or k == "epoch"}
     print(export(model, spec, name, a.repository, blob["config"], blob["data_sha256"], metrics))
+    return 0
+
+
+def cmd_table(a: argparse.Namespace) -> int:
+    from training.report import newest, table
+
+    print(table(newest(a.repository) + list(a.extra)))
     return 0
 
 

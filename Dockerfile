@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# vaeserve image. Default: CUDA build of torch (GPU serving). CPU variant:
+#   docker build --build-arg VARIANT=cpu -t vaeserve:cpu .
+ARG VARIANT=cuda
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# --- build stage: a virtualenv with torch (CUDA or CPU wheels) and the project ---------------------
+FROM ${PYTHON_IMAGE} AS build
+ARG VARIANT
+ARG TORCH_VERSION=2.13.0
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# CUDA wheels come from PyPI's default torch (bundles the CUDA runtime); CPU wheels from PyTorch's CPU index.
+RUN if [ "$VARIANT" = "cpu" ]; then \
+      pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu; \
+    else \
+      pip install "torch==${TORCH_VERSION}"; \
+    fi
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY model ./model
+COPY training ./training
+COPY service ./service
+RUN pip install .
+
+# --- runtime stage: slim, non-root, models baked in as defaults ---------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 10001 vaeserve \
+ && useradd --system --uid 10001 --gid vaeserve --home-dir /app --shell /usr/sbin/nologin vaeserve
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY --chown=vaeserve:vaeserve models ./models
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    VAESERVE_HOST=0.0.0.0 \
+    VAESERVE_PORT=8000 \
+    VAESERVE_MODEL_REPOSITORY=/app/models
+USER vaeserve
+EXPOSE 8000
+# Mount another repository read-only over /app/models to serve other checkpoints.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status != 200)"]
+STOPSIGNAL SIGTERM
+CMD ["python", "-m", "service"]

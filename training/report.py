@@ -1,0 +1,43 @@
+"""The README's model table, made from the metrics recorded in each checkpoint's meta.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from training.export import read_meta
+
+
+def newest(repository: Path) -> list[Path]:
+    out = []
+    for d in sorted(p for p in repository.iterdir() if p.is_dir()):
+        versions = [v for v in d.iterdir() if v.name.isdigit() and (v / "model.ts").exists()]
+        if versions:
+            out.append(max(versions, key=lambda v: int(v.name)) / "model.ts")
+    return out
+
+
+def table(paths: list[Path]) -> str:
+    rows = ["| model | kind | m | arch | epochs | test MSE | -ELBO | IWAE NLL (k) | other | train time |",
+            "|---|---|---:|---|---:|---:|---:|---:|---|---|"]
+    for p in paths:
+        meta = read_meta(p)
+        ev = meta["metrics"].get("evaluation") or meta["metrics"].get("evaluation_binarised") or {}
+        spec = meta["config"]["spec"]
+        other = []
+        if "mse_over_pca" in ev:
+            other.append(f"MSE / PCA(m) = {ev['mse_over_pca']:.4f} (PCA {ev['pca_mse']:.5f})")
+        if "code_zero_fraction" in ev:
+            other.append(f"zeros in code {ev['code_zero_fraction']:.1%}, active {ev['code_active_per_image']:.1f}")
+        if "denoised_over_noisy" in ev:
+            other.append(f"{ev['noise']}: noisy {ev['noisy_mse']:.4f} -> {ev['denoised_mse']:.4f} "
+                         f"({ev['denoised_over_noisy']:.2f}x)")
+        if "binarised" in ev.get("protocol", ""):
+            other.append(ev["protocol"])
+        nll = f"{ev['iwae_nll']:.2f} ({ev['iwae_k']})" if "iwae_nll" in ev else ""
+        elbo = f"{ev['neg_elbo']:.2f}" if "neg_elbo" in ev else ""
+        m = meta["metrics"]
+        arch = f"{spec['arch']}-{spec['width']}" if meta["kind"] != "linear-ae" else "linear"
+        rows.append(f"| {meta['name']} v{meta['version']} | {meta['kind']} | {meta['latent_dim']} | {arch} | "
+                    f"{meta['config']['epochs']} | {ev.get('mse', float('nan')):.5f} | {elbo} | {nll} | "
+                    f"{'; '.join(other)} | {m.get('train_seconds', 0):.0f} s ({m.get('train_device', '?')}) |")
+    return "\n".join(rows)
