@@ -41,6 +41,8 @@ class _Conn(asyncio.Protocol):
         self.buf = bytearray()
         self.waiter: asyncio.Future[tuple[int, int]] | None = None
         self.transport: asyncio.Transport | None = None
+        self.status = 0
+        self.need = -1  # total bytes of the response being read, once its head is parsed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -50,19 +52,24 @@ class _Conn(asyncio.Protocol):
         self._check()
 
     def _check(self) -> None:
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0 or self.waiter is None:
+        if self.waiter is None:
             return
-        head = bytes(self.buf[:end]).lower()
-        status = int(head[9:12])
-        i = head.find(b"content-length:")
-        length = int(head[i + 15: head.find(b"\r\n", i)].strip()) if i >= 0 else 0
-        total = end + 4 + length
-        if len(self.buf) >= total:
-            del self.buf[:total]
+        if self.need < 0:  # parse the head once; then only count bytes (bulk bodies are megabytes)
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buf[:end]).lower()
+            self.status = int(head[9:12])
+            i = head.find(b"content-length:")
+            length = int(head[i + 15: head.find(b"\r\n", i)].strip()) if i >= 0 else 0
+            self.need = end + 4 + length
+        if len(self.buf) >= self.need:
+            n = self.need
+            del self.buf[:n]
+            self.need = -1
             w, self.waiter = self.waiter, None
             if not w.done():
-                w.set_result((status, length))
+                w.set_result((self.status, n))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.waiter is not None and not self.waiter.done():

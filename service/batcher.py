@@ -52,7 +52,8 @@ class Batcher:
         self.queue: deque[_Item] = deque()
         self.queued_rows = 0
         self.waiting = 0  # requests awaiting results from this batcher
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # set when the queue gets rows
+        self._more = asyncio.Event()  # set on every submit, for the worker's short gathering wait
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -83,9 +84,12 @@ class Batcher:
             futs.append(fut)
         self.queued_rows += n
         self._wake.set()
+        self._more.set()
         self.waiting += 1
         try:
-            parts = await asyncio.wait_for(asyncio.gather(*futs), timeout=max(0.0, deadline - time.monotonic()))
+            # asyncio.timeout_at is cheaper than wait_for (no extra task); loop.time() is time.monotonic()
+            async with asyncio.timeout_at(loop.time() + (deadline - time.monotonic())):
+                parts = [await futs[0]] if len(futs) == 1 else await asyncio.gather(*futs)
         except TimeoutError as exc:
             for f in futs:
                 f.cancel()  # the worker skips cancelled chunks
@@ -117,9 +121,15 @@ class Batcher:
 
     async def _gather_more(self) -> None:
         """Wait up to max_delay for rows that are already on their way (never on a quiet server)."""
-        end = time.monotonic() + self.max_delay_s
-        while self.queued_rows < self.max_batch_rows and self.arrivals() > 0 and time.monotonic() < end:
-            await asyncio.sleep(0.0002)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.max_delay_s
+        while self.queued_rows < self.max_batch_rows and self.arrivals() > 0 and loop.time() < end:
+            self._more.clear()
+            try:
+                async with asyncio.timeout_at(end):
+                    await self._more.wait()
+            except TimeoutError:
+                return
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

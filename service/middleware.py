@@ -28,6 +28,19 @@ class ServiceMiddleware:
     def __init__(self, app: ASGIApp, state: AppState) -> None:
         self.app = app
         self.state = state
+        self._counters: dict[tuple[str, int], Any] = {}  # labelled children, looked up once
+        self._timers: dict[str, Any] = {}
+
+    def _observe(self, route: str, status: int, elapsed: float) -> None:
+        m = self.state.metrics
+        c = self._counters.get((route, status))
+        if c is None:
+            c = self._counters[(route, status)] = m.requests.labels(route, str(status))
+        t = self._timers.get(route)
+        if t is None:
+            t = self._timers[route] = m.latency.labels(route)
+        c.inc()
+        t.observe(elapsed)
 
     async def _reject(self, send: Send, status: int, message: str, rid: str, extra: list[Any] | None = None) -> None:
         body = orjson.dumps({"error": message, "detail": None})
@@ -111,8 +124,7 @@ class ServiceMiddleware:
                     st.metrics.inflight.dec()
         finally:
             elapsed = time.perf_counter() - t0
-            st.metrics.requests.labels(route, str(status_box[0])).inc()
-            st.metrics.latency.labels(route).observe(elapsed)
+            self._observe(route, status_box[0], elapsed)
             if status_box[0] >= 400 or log.isEnabledFor(logging.DEBUG):
                 log.info("request", extra={"request_id": rid, "method": scope["method"], "path": path,
                                            "status": status_box[0], "ms": round(elapsed * 1000, 2)})

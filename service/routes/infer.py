@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import secrets
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import numpy as np
 import torch
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from service.errors import ApiError
@@ -35,7 +37,8 @@ ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 413, 422, 429, 5
 router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
 
 
-def get_state(request: Request) -> AppState:
+def ready_state(request: Request) -> AppState:
+    """The app state, or 503 while loading or draining (a plain call: cheaper than a dependency)."""
     state: AppState = request.app.state.vae
     if not state.ready or state.draining:
         raise ApiError(503, "not ready: " + ("draining for shutdown" if state.draining else
@@ -44,7 +47,25 @@ def get_state(request: Request) -> AppState:
     return state
 
 
-State = Annotated[AppState, Depends(get_state)]
+State = Annotated[AppState, Depends(ready_state)]
+T = TypeVar("T", bound=BaseModel)
+REQUESTS: list[type[BaseModel]] = [EncodeRequest, DecodeRequest, SampleRequest, InterpolateRequest,
+                                   ReconstructRequest]
+
+
+def body_doc(model: type[BaseModel]) -> dict[str, object]:
+    """OpenAPI text for a body the route parses itself (app.py adds the schemas to components)."""
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+async def parse(request: Request, model: type[T]) -> T:
+    """Validate the raw body with pydantic's own JSON parser: 2-5x faster than json.loads + validate."""
+    body = await request.body()
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from exc
 
 
 def check_rows(state: AppState, n: int, what: str) -> None:
@@ -93,10 +114,12 @@ def seeded_normal(seed: int, rows: int, m: int) -> torch.Tensor:
     return torch.randn(rows, m, generator=torch.Generator().manual_seed(seed))
 
 
-@router.post("/encode", response_model=EncodeResponse)
-async def encode(req: EncodeRequest, request: Request, state: State) -> Response:
+@router.post("/encode", openapi_extra=body_doc(EncodeRequest), response_model=EncodeResponse)
+async def encode(request: Request) -> Response:
     """Encode images to the posterior q(z|x): mu and logvar (null for deterministic autoencoders);
     with `sample`, also z = mu + sigma * eps, seeded by `seed`."""
+    state = ready_state(request)
+    req = await parse(request, EncodeRequest)
     ckpt = state.resolve(req.model, req.version)
     x = images_tensor(req.images, state)
     if ckpt.num_classes:
@@ -114,9 +137,11 @@ async def encode(req: EncodeRequest, request: Request, state: State) -> Response
     return json_response(payload)
 
 
-@router.post("/decode", response_model=ImagesResponse)
-async def decode(req: DecodeRequest, request: Request, state: State) -> Response:
+@router.post("/decode", openapi_extra=body_doc(DecodeRequest), response_model=ImagesResponse)
+async def decode(request: Request) -> Response:
     """Decode latent vectors to images: the mean of p(x|z), 28x28 in [0,1]."""
+    state = ready_state(request)
+    req = await parse(request, DecodeRequest)
     ckpt = state.resolve(req.model, req.version)
     check_rows(state, len(req.z), "latent vectors")
     z = latents_tensor(req.z, ckpt)
@@ -127,9 +152,11 @@ async def decode(req: DecodeRequest, request: Request, state: State) -> Response
     return json_response({"model": ckpt.name, "version": ckpt.version, "images": images_field(imgs, req.format)})
 
 
-@router.post("/sample", response_model=SampleResponse)
-async def sample(req: SampleRequest, request: Request, state: State) -> Response:
+@router.post("/sample", openapi_extra=body_doc(SampleRequest), response_model=SampleResponse)
+async def sample(request: Request) -> Response:
     """Draw n digits: decode z ~ N(0, temperature^2 I). The same seed gives the same digits."""
+    state = ready_state(request)
+    req = await parse(request, SampleRequest)
     ckpt = state.resolve(req.model, req.version)
     if not ckpt.generative:
         raise ApiError(422, f"model {ckpt.name} ({ckpt.meta['kind']}) is not generative: it has no prior to "
@@ -166,9 +193,11 @@ def path_points(a: torch.Tensor, b: torch.Tensor, steps: int, method: str) -> to
     return (1 - t) * a + t * b
 
 
-@router.post("/interpolate", response_model=InterpolateResponse)
-async def interpolate(req: InterpolateRequest, request: Request, state: State) -> Response:
+@router.post("/interpolate", openapi_extra=body_doc(InterpolateRequest), response_model=InterpolateResponse)
+async def interpolate(request: Request) -> Response:
     """Walk the latent space from start to end (each a z, or an image's encoder mean) in `steps` points."""
+    state = ready_state(request)
+    req = await parse(request, InterpolateRequest)
     ckpt = state.resolve(req.model, req.version)
     if ckpt.num_classes:
         raise ApiError(422, f"model {ckpt.name} is conditional; /interpolate serves unconditional models only")
@@ -196,9 +225,11 @@ async def interpolate(req: InterpolateRequest, request: Request, state: State) -
                           "images": images_field(imgs, req.format)})
 
 
-@router.post("/reconstruct", response_model=ReconstructResponse)
-async def reconstruct(req: ReconstructRequest, request: Request, state: State) -> Response:
+@router.post("/reconstruct", openapi_extra=body_doc(ReconstructRequest), response_model=ReconstructResponse)
+async def reconstruct(request: Request) -> Response:
     """Reconstruct images through the encoder mean and decoder; also each image's MSE per pixel."""
+    state = ready_state(request)
+    req = await parse(request, ReconstructRequest)
     ckpt = state.resolve(req.model, req.version)
     if ckpt.num_classes:
         raise ApiError(422, f"model {ckpt.name} is conditional; /reconstruct serves unconditional models only")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import torch
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -158,7 +158,6 @@ async def infer(model: str, req: InferRequest, state: State) -> Response:
 
 
 @router.post("/models/{model}/versions/{version}/infer")
-async def infer_version(model: str, version: int, req: InferRequest, state: Annotated[AppState, Depends(
-        lambda request: request.app.state.vae)]) -> Response:
+async def infer_version(model: str, version: int, req: InferRequest, state: State) -> Response:
     """Tensor in, tensor out, for a pinned version."""
     return await _infer(model, version, req, state)

@@ -43,7 +43,7 @@ BAD = [
     ("/decode", {"z": [[0.0] * 4], "format": "jpeg"}, "'pixels' or 'png'"),
     ("/decode", {"z": [[0.0] * 4], "labels": [1]}, "not conditional"),
     ("/decode", {"z": [[0.0] * 4], "unknown": 1}, "Extra inputs"),
-    ("/decode", {"z": "hello"}, "valid list"),
+    ("/decode", {"z": "hello"}, "valid array"),
     ("/decode", {"model": "nope", "z": [[0.0] * 4]}, "unknown model"),
     ("/decode", {"model": "../etc", "z": [[0.0] * 4]}, "pattern"),
     ("/decode", {"z": [[0.0] * 4], "version": 9}, "no version 9"),
