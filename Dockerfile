@@ -36,7 +36,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     VAESERVE_HOST=0.0.0.0 \
     VAESERVE_PORT=8000 \
     VAESERVE_MODEL_REPOSITORY=/app/models
-USER vaeserve
+USER 10001:10001
 EXPOSE 8000
 # Mount another repository read-only over /app/models to serve other checkpoints.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
