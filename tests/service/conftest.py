@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_settings(repo: Path, **kw: object) -> Settings:
@@ -24,3 +32,33 @@ def client(tiny_repo: Path) -> Iterator[TestClient]:
 
 def pixels(value: float = 0.5) -> list[list[float]]:
     return [[value] * 28 for _ in range(28)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def server(tiny_repo: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    port = free_port()
+    env = {**os.environ, "VAESERVE_MODEL_REPOSITORY": str(tiny_repo), "VAESERVE_DEFAULT_MODEL": "vae-z4",
+           "VAESERVE_PORT": str(port), "VAESERVE_DRAIN_TIMEOUT_S": "10", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("server did not become ready: " + (proc.stdout.read() if proc.stdout else ""))
+    yield url, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()

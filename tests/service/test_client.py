@@ -1,0 +1,83 @@
+"""VaeClient and AsyncVaeClient against a live server, and their retry rules against a mock."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+
+import httpx
+import numpy as np
+import pytest
+
+from service.client import AsyncVaeClient, VaeClient, VaeServeError
+
+
+def test_sync_client_against_live_server(server: tuple[str, subprocess.Popen]) -> None:
+    url, _ = server
+    with VaeClient(url) as c:
+        names = {m["name"] for m in c.models()}
+        assert "vae-z4" in names
+        imgs = c.sample(5, seed=3)
+        assert imgs.shape == (5, 28, 28) and imgs.dtype == np.float32
+        assert np.array_equal(imgs, c.sample(5, seed=3))
+        mu, logvar = c.encode(imgs[:2])
+        assert mu.shape == (2, 4) and logvar is not None and logvar.shape == (2, 4)
+        dec = c.decode(mu)
+        assert dec.shape == (2, 28, 28)
+        path = c.interpolate(mu[0], imgs[1], steps=4, method="slerp")
+        assert path.shape == (4, 28, 28)
+        rec, mse = c.reconstruct(imgs[:3])
+        assert rec.shape == (3, 28, 28) and mse.shape == (3,)
+        _, det_logvar = c.encode(imgs[:1], model="deep-ae-z4")
+        assert det_logvar is None
+        with pytest.raises(VaeServeError) as err:
+            c.decode(np.zeros((1, 7)))
+        assert err.value.status == 422 and "exactly 4" in err.value.message
+        with pytest.raises(VaeServeError, match="unknown model"):
+            c.sample(1, model="nope")
+
+
+def test_async_client_against_live_server(server: tuple[str, subprocess.Popen]) -> None:
+    url, _ = server
+
+    async def go() -> None:
+        async with AsyncVaeClient(url) as c:
+            batches = await asyncio.gather(*[c.sample(2, seed=i) for i in range(8)])
+            assert all(b.shape == (2, 28, 28) for b in batches)
+            mu, _ = await c.encode(batches[0])
+            assert (await c.decode(mu)).shape == (2, 28, 28)
+
+    asyncio.run(go())
+
+
+def npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def test_retries_429_and_503_honouring_retry_after() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(429, headers={"retry-after": "0"}, json={"error": "busy"})
+        if len(calls) == 2:
+            return httpx.Response(503, headers={"retry-after": "0"}, json={"error": "draining"})
+        return httpx.Response(200, headers={"content-type": "application/x-npy"}, content=npy(np.ones((1, 28, 28))))
+
+    with VaeClient("http://x", transport=httpx.MockTransport(handler)) as c:
+        assert c.sample(1).shape == (1, 28, 28)
+    assert len(calls) == 3
+
+
+def test_gives_up_after_retries_with_the_server_message() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"retry-after": "0"}, json={"error": "server busy: queue full"})
+
+    with VaeClient("http://x", retries=2, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(VaeServeError) as err:
+            c.sample(1)
+    assert err.value.status == 429 and "queue full" in err.value.message
