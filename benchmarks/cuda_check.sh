@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The CUDA path for real: serve vae-z20 on the GPU (fp32, then fp16), load it, compare with CPU outputs.
+# Usage (on a GPU machine): bash benchmarks/cuda_check.sh
+set -uo pipefail
+PY=${PYTHON:-python3}
+export VAESERVE_LOG_LEVEL=warning VAESERVE_QUEUE_ROWS=100000
+for half in false true; do
+  VAESERVE_DEVICE=cuda VAESERVE_HALF_PRECISION=$half VAESERVE_PORT=8077 $PY -m service & pid=$!
+  for i in $(seq 60); do curl -sf localhost:8077/readyz >/dev/null && break; sleep 1; done
+  curl -s localhost:8077/readyz; echo
+  echo "== half_precision=$half"
+  $PY benchmarks/loadgen.py http://127.0.0.1:8077/decode '{"z": [[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]]}' -c 64 -d 8
+  $PY benchmarks/loadgen.py http://127.0.0.1:8077/decode '{"z": [[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]]}' -c 1 -d 5
+  $PY - <<'PYEOF'
+import sys, time, io, numpy as np, httpx, torch
+sys.path.insert(0, "benchmarks")
+from loadgen import measure
+r = measure("http://127.0.0.1:8077/sample", b'{"n": 1024, "seed": 1}', 4, 8, accept="application/x-npy")
+print(f"sample n=1024 npy c=4: {r.rps * 1024:.0f} images/s p99 {r.quantile(.99) * 1e3:.1f} ms {r.statuses}")
+gpu = np.load(io.BytesIO(httpx.post("http://127.0.0.1:8077/sample", json={"n": 64, "seed": 5},
+                                    headers={"accept": "application/x-npy"}).content))
+m = torch.jit.load("models/vae-z20/1/model.ts").eval()
+z = torch.randn(64, 20, generator=torch.Generator().manual_seed(5))
+with torch.inference_mode():
+    cpu = m.decode(z, None)[:, 0].numpy()
+print("max |gpu - cpu| pixel difference:", float(np.abs(gpu - cpu).max()))
+md = m.cuda()
+zz = torch.randn(1024, 20, device="cuda")
+with torch.inference_mode():
+    for _ in range(5): md.decode(zz, None)
+    torch.cuda.synchronize(); t = time.perf_counter()
+    for _ in range(50): md.decode(zz, None)
+    torch.cuda.synchronize()
+print(f"raw TorchScript decode on GPU, 1024 rows: {50 * 1024 / (time.perf_counter() - t):.0f} images/s")
+PYEOF
+  kill -TERM $pid; wait $pid; echo "exit code after SIGTERM: $?"
+done
