@@ -39,6 +39,11 @@ class Runtime:
     def __init__(self, device: torch.device, half: bool = False, threads: int = 1) -> None:
         self.device = device
         self.half = half and device.type == "cuda"
+        if device.type == "cuda" and not self.half:
+            # fp32 means fp32: TF32 convs moved pixels by ~1e-3 between batch sizes on an H100, and the
+            # contract allows only float32 noise (< 1e-4) unless half precision is switched on.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         torch.set_num_threads(threads)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torch-worker")
         self.modules: dict[tuple[str, int], Any] = {}
