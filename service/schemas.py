@@ -28,6 +28,10 @@ class Strict(BaseModel):
 class Image(Strict):
     """One 28x28 image: `pixels` (floats in [0,1]) or `png` (base64 of an 8-bit grey or RGB PNG)."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "oneOf": [{"required": ["pixels"], "properties": {"pixels": {"type": "array"}}},
+                  {"required": ["png"], "properties": {"png": {"type": "string"}}}]})
+
     pixels: Pixels | None = None
     png: Annotated[str, Field(min_length=1, max_length=PNG_MAX_CHARS)] | None = None
 
@@ -88,6 +92,10 @@ class SampleResponse(ImagesResponse):
 
 class Endpoint(Strict):
     """One end of an interpolation: a latent `z`, or an `image` (its encoder mean is used)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "oneOf": [{"required": ["z"], "properties": {"z": {"type": "array"}}},
+                  {"required": ["image"], "properties": {"image": {"type": "object"}}}]})
 
     z: Latent | None = None
     image: Image | None = None
