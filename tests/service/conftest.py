@@ -41,12 +41,13 @@ def free_port() -> int:
 
 
 @pytest.fixture()
-def server(tiny_repo: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+def server(tiny_repo: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     port = free_port()
     env = {**os.environ, "VAESERVE_MODEL_REPOSITORY": str(tiny_repo), "VAESERVE_DEFAULT_MODEL": "vae-z4",
            "VAESERVE_PORT": str(port), "VAESERVE_DRAIN_TIMEOUT_S": "10", "PYTHONPATH": str(ROOT)}
+    log = (tmp_path / "server.log").open("w")  # a file, not a pipe: a full pipe would block the server
     proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -57,7 +58,7 @@ def server(tiny_repo: Path) -> Iterator[tuple[str, subprocess.Popen]]:
             time.sleep(0.2)
     else:
         proc.kill()
-        pytest.fail("server did not become ready: " + (proc.stdout.read() if proc.stdout else ""))
+        pytest.fail("server did not become ready: " + (tmp_path / "server.log").read_text())
     yield url, proc
     if proc.poll() is None:
         proc.kill()
