@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,8 +29,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.load(settings.model_repository)  # models load here, never at import
         gc.collect()
         gc.freeze()  # long-lived torch objects out of the GC's sight: no 100 ms full collections under load
+        watcher = None
+        if settings.watch_interval_s > 0:
+            watcher = asyncio.get_running_loop().create_task(state.watch(settings.watch_interval_s))
         yield
         state.draining = True
+        if watcher is not None:
+            watcher.cancel()
         await state.stop()
 
     app = FastAPI(title="vaeserve", version="0.1.0", lifespan=lifespan,

@@ -36,8 +36,10 @@ class Checkpoint:
     module: torch.jit.ScriptModule
     latent_dim: int = field(init=False)
     num_classes: int = field(init=False)
+    stamp: tuple[float, int] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.stamp = _stamp(self.path)
         self.latent_dim = int(self.meta["latent_dim"])
         self.num_classes = int(self.meta.get("num_classes") or 0)
 
@@ -48,6 +50,11 @@ class Checkpoint:
     @property
     def stochastic(self) -> bool:
         return bool(self.meta["stochastic"])
+
+
+def _stamp(path: Path) -> tuple[float, int]:
+    st = path.stat()
+    return (st.st_mtime, st.st_size)
 
 
 def weights_sha256(module: torch.jit.ScriptModule) -> str:
@@ -114,14 +121,23 @@ def _check_shapes(path: Path, module: torch.jit.ScriptModule, meta: dict[str, An
         raise CheckpointError(f"{path}: decode gave {tuple(img.shape)}, expected (B, 1, 28, 28)")
 
 
-def scan(repository: Path) -> tuple[dict[str, dict[int, Checkpoint]], list[str]]:
-    """Load every <name>/<version>/model.ts; return the good ones and an error line per bad one."""
+def scan(repository: Path, known: dict[str, dict[int, Checkpoint]] | None = None,
+         ) -> tuple[dict[str, dict[int, Checkpoint]], list[str]]:
+    """Load every <name>/<version>/model.ts; return the good ones and an error line per bad one.
+
+    Checkpoints in `known` whose file is unchanged (same mtime and size) are reused, not reloaded.
+    Only files named model.ts are read: writers put a temporary name first and rename when complete.
+    """
     models: dict[str, dict[int, Checkpoint]] = {}
     errors: list[str] = []
     if not repository.is_dir():
         return models, [f"model repository {repository} is not a directory"]
     for path in sorted(repository.glob("*/*/model.ts")):
         if not path.parent.name.isdigit():
+            continue
+        old = (known or {}).get(path.parent.parent.name, {}).get(int(path.parent.name))
+        if old is not None and old.stamp == _stamp(path):
+            models.setdefault(old.name, {})[old.version] = old
             continue
         try:
             ckpt = load_checkpoint(path)

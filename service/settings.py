@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=1, description="Retry-After on 429 and 503")
     api_key: str | None = Field(None, description="when set, every route but health and metrics needs X-API-Key")
     cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins (default: none)")
+    watch_interval_s: float = Field(0.0, ge=0, description="poll the repository for new versions (0 = off; "
+                                    "POST /admin/reload always works)")
     log_level: str = "info"
     drain_timeout_s: float = Field(30.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")
 

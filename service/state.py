@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ class AppState:
         self.ready = False
         self.draining = False
         self.arriving = 0  # inference requests received whose rows are not yet queued
+        self._reload_lock = asyncio.Lock()
 
     # -- repository -------------------------------------------------------------------------
 
@@ -46,6 +48,38 @@ class AppState:
             self.load_errors.append(f"default model {default!r} is not generative")
         self.ready = default in models and self.newest(default).generative
         log.info("loaded %d models on %s: %s", len(models), self.runtime.device, ", ".join(sorted(models)))
+
+    async def reload(self) -> dict[str, object]:
+        """Pick up new or changed versions without a restart. Loading runs off the event loop; the
+        swap is one assignment, so requests in flight finish on the version they started with. A bad
+        file is refused (logged, counted) and whatever served before keeps serving."""
+        async with self._reload_lock:
+            current = self.models
+            models, errors = await asyncio.to_thread(scan, self.settings.model_repository, current)
+            added = [(c.name, c.version) for v in models.values() for c in v.values()
+                     if current.get(c.name, {}).get(c.version) is not c]
+            for name, version in added:
+                await asyncio.to_thread(self.runtime.place, models[name][version])
+            # a refused file never removes what already served: keep old versions whose file broke
+            for name, versions in current.items():
+                for version, ckpt in versions.items():
+                    if version not in models.get(name, {}) and ckpt.path.exists():
+                        models.setdefault(name, {})[version] = ckpt
+            self.models = models
+            self.metrics.load_failures.inc(len(errors))
+            for name, version in added:
+                log.info("serving %s version %d", name, version)
+            return {"added": [f"{n}/{v}" for n, v in added], "refused": errors,
+                    "models": {n: sorted(v) for n, v in sorted(models.items())}}
+
+    async def watch(self, interval_s: float) -> None:
+        """Poll the repository every interval_s seconds and reload on change."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.reload()
+            except Exception:  # a broken repository must never stop the watcher
+                log.exception("reload failed")
 
     def newest(self, name: str) -> Checkpoint:
         versions = self.models[name]

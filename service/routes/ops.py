@@ -43,6 +43,12 @@ async def get_model(name: str, request: Request, version: int | None = None) -> 
     return json_response({**ckpt.meta, "name": ckpt.name, "version": ckpt.version, "versions": sorted(st.models[name])})
 
 
+@router.post("/admin/reload")
+async def reload(request: Request) -> Response:
+    """Load new or changed versions from the repository now; refused files are listed, old ones keep serving."""
+    return json_response(await _state(request).reload())
+
+
 @router.get("/healthz")
 async def healthz() -> Response:
     """Liveness: the process answers."""
