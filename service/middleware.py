@@ -3,6 +3,7 @@ limit (413 before the body is read whole), API key, draining, metrics and access
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -21,6 +22,10 @@ OPEN = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"
 
 
 class BodyTooLarge(Exception):
+    pass
+
+
+class BodyTooSlow(Exception):
     pass
 
 
@@ -62,8 +67,15 @@ class ServiceMiddleware:
         t0 = time.perf_counter()
         status_box = [500]
         too_large = [False]  # set when a streamed body passes the limit; the app's answer is replaced
+        too_slow = [False]  # set when the body did not arrive within body_timeout_s
 
         async def send_wrapped(msg: Message) -> None:
+            if too_slow[0]:
+                if msg["type"] == "http.response.start":
+                    status_box[0] = 408
+                    await self._reject(send, 408, f"body not received within {s.body_timeout_s}s", rid,
+                                       [(b"connection", b"close")])
+                return
             if too_large[0]:
                 if msg["type"] == "http.response.start":
                     status_box[0] = 413
@@ -95,10 +107,16 @@ class ServiceMiddleware:
                                    f"{s.max_body_bytes} bytes allowed", rid, [(b"connection", b"close")])
                 return
             received = 0
+            body_deadline = asyncio.get_running_loop().time() + s.body_timeout_s
 
             async def receive_limited() -> Message:
                 nonlocal received
-                msg = await receive()
+                try:
+                    async with asyncio.timeout_at(body_deadline):
+                        msg = await receive()
+                except TimeoutError as exc:
+                    too_slow[0] = True
+                    raise BodyTooSlow from exc
                 if msg["type"] == "http.request":
                     received += len(msg.get("body", b""))
                     if received > s.max_body_bytes:
@@ -112,6 +130,12 @@ class ServiceMiddleware:
                 st.metrics.inflight.inc()
             try:
                 await self.app(scope, receive_limited, send_wrapped)
+            except BodyTooSlow:
+                st.metrics.rejections.labels("body_timeout").inc()
+                if status_box[0] != 408:
+                    status_box[0] = 408
+                    await self._reject(send, 408, f"body not received within {s.body_timeout_s}s", rid,
+                                       [(b"connection", b"close")])
             except BodyTooLarge:  # raised through the app before it answered
                 st.metrics.rejections.labels("body_too_large").inc()
                 if status_box[0] != 413:

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     max_batch_rows: int = Field(256, ge=1, description="most rows in one forward pass")
     max_delay_ms: float = Field(2.0, ge=0, description="longest a batch waits for rows from requests still arriving")
     queue_rows: int = Field(8192, ge=1, description="rows queued per (model, operation) before 429")
+    body_timeout_s: float = Field(10.0, gt=0, description="a body not received in full by then gets 408 "
+                                  "(slow clients cannot hold a request open)")
     request_timeout_s: float = Field(10.0, gt=0, description="deadline per request; past it, 504")
     retry_after_s: int = Field(1, ge=1, description="Retry-After on 429 and 503")
     api_key: str | None = Field(None, description="when set, every route but health and metrics needs X-API-Key")
