@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover
 @dataclass
 class Result:
     latencies: list[float] = field(default_factory=list)
+    ok_latencies: list[float] = field(default_factory=list)  # 200s only
     statuses: dict[int, int] = field(default_factory=dict)
     bytes_in: int = 0
     seconds: float = 0.0
@@ -112,6 +113,8 @@ async def run(url: str, body: bytes, concurrency: int, seconds: float, warmup: f
             t1 = time.perf_counter()
             if t0 >= measure_from:
                 res.latencies.append(t1 - t0)
+                if status == 200:
+                    res.ok_latencies.append(t1 - t0)
                 res.statuses[status] = res.statuses.get(status, 0) + 1
                 res.bytes_in += n
         if conn.transport is not None:

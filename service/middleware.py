@@ -125,7 +125,17 @@ class ServiceMiddleware:
                 return msg
 
             infer = path in INFER
+            if infer and st.inflight >= s.max_inflight:
+                # Shed at the door: the HTTP layer, not only the batch queue, is where latency piles up
+                # when parsing is the bottleneck.
+                st.metrics.rejections.labels("inflight").inc()
+                status_box[0] = 429
+                await self._reject(send, 429, f"server busy: {st.inflight} requests in flight (at most "
+                                   f"{s.max_inflight}); retry after {s.retry_after_s}s", rid,
+                                   [(b"retry-after", str(s.retry_after_s).encode())])
+                return
             if infer:
+                st.inflight += 1
                 st.arriving += 1
                 st.metrics.inflight.inc()
             try:
@@ -144,6 +154,7 @@ class ServiceMiddleware:
                                        [(b"connection", b"close")])
             finally:
                 if infer:
+                    st.inflight -= 1
                     st.arriving -= 1
                     st.metrics.inflight.dec()
         finally:

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger bodies get 413 before being read")
     max_batch_rows: int = Field(256, ge=1, description="most rows in one forward pass")
     max_delay_ms: float = Field(2.0, ge=0, description="longest a batch waits for rows from requests still arriving")
+    max_inflight: int = Field(512, ge=1, description="inference requests in the server at once (parsing, "
+                              "queued, computing, answering); beyond it, 429 before the body is read")
     queue_rows: int = Field(8192, ge=1, description="rows queued per (model, operation) before 429")
     body_timeout_s: float = Field(10.0, gt=0, description="a body not received in full by then gets 408 "
                                   "(slow clients cannot hold a request open)")

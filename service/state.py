@@ -30,6 +30,7 @@ class AppState:
         self.ready = False
         self.draining = False
         self.arriving = 0  # inference requests received whose rows are not yet queued
+        self.inflight = 0  # inference requests anywhere in the server
         self._reload_lock = asyncio.Lock()
 
     # -- repository -------------------------------------------------------------------------

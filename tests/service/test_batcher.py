@@ -195,3 +195,16 @@ def test_deadline_answers_504(tiny_repo: Path) -> None:
     assert any(r.status_code == 504 for r in rs)
     assert all(r.status_code in (200, 504) for r in rs)
     assert "deadline" in next(r for r in rs if r.status_code == 504).json()["error"]
+
+
+def test_too_many_in_flight_is_429_at_the_door(tiny_repo: Path) -> None:
+    app = create_app(make_settings(tiny_repo, max_inflight=3))
+
+    async def go():
+        return await _concurrent(app, [("/sample", {"n": 64, "seed": i}) for i in range(30)])
+
+    rs = _with_lifespan(app, go)
+    codes = [r.status_code for r in rs]
+    assert 429 in codes and 200 in codes and set(codes) <= {200, 429}
+    busy = next(r for r in rs if r.status_code == 429)
+    assert "in flight" in busy.json()["error"] and busy.headers["retry-after"] == "1"
