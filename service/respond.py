@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -26,9 +27,24 @@ def _fallback(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
+OFFLOAD_ROWS = 64  # bigger answers are serialised on a thread so the event loop keeps serving others
+
+
 def json_response(payload: dict[str, Any]) -> Response:
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY, default=_fallback)
     return Response(body, media_type="application/json")
+
+
+async def respond(request: Request, payload: dict[str, Any], images: np.ndarray, fmt: str,
+                  model: str, version: int, extra: dict[str, str] | None = None) -> Response:
+    """An images answer: .npy when asked for, else JSON with `images` as pixels or PNGs."""
+    if wants_npy(request):
+        return npy_response(images, model, version, extra)
+
+    def build() -> Response:
+        return json_response({**payload, "images": images_field(images, fmt)})
+
+    return await asyncio.to_thread(build) if len(images) > OFFLOAD_ROWS else build()
 
 
 def npy_response(array: np.ndarray, model: str, version: int, extra: dict[str, str] | None = None) -> Response:

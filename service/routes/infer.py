@@ -16,7 +16,7 @@ from starlette.responses import Response
 from service.errors import ApiError
 from service.images import ImageError, png_to_array
 from service.loader import Checkpoint
-from service.respond import images_field, json_response, npy_response, wants_npy
+from service.respond import json_response, npy_response, respond, wants_npy
 from service.schemas import (
     DecodeRequest,
     EncodeRequest,
@@ -147,9 +147,8 @@ async def decode(request: Request) -> Response:
     z = latents_tensor(req.z, ckpt)
     labels = labels_tensor(req.labels, ckpt, len(z))
     imgs = (await state.run(ckpt, "decode", z, labels, state.deadline())).numpy()
-    if wants_npy(request):
-        return npy_response(imgs, ckpt.name, ckpt.version)
-    return json_response({"model": ckpt.name, "version": ckpt.version, "images": images_field(imgs, req.format)})
+    return await respond(request, {"model": ckpt.name, "version": ckpt.version}, imgs, req.format, ckpt.name,
+                         ckpt.version)
 
 
 @router.post("/sample", openapi_extra=body_doc(SampleRequest), response_model=SampleResponse)
@@ -172,11 +171,9 @@ async def sample(request: Request) -> Response:
     seed = req.seed if req.seed is not None else secrets.randbits(63)
     z = seeded_normal(seed, req.n, ckpt.latent_dim) * req.temperature
     imgs = (await state.run(ckpt, "decode", z, labels, state.deadline())).numpy()
-    if wants_npy(request):
-        return npy_response(imgs, ckpt.name, ckpt.version, {"x-seed": str(seed)})
-    return json_response({"model": ckpt.name, "version": ckpt.version, "z": z.numpy(), "seed": seed,
-                          "labels": None if labels is None else labels.tolist(),
-                          "images": images_field(imgs, req.format)})
+    payload = {"model": ckpt.name, "version": ckpt.version, "z": z.numpy(), "seed": seed,
+               "labels": None if labels is None else labels.tolist()}
+    return await respond(request, payload, imgs, req.format, ckpt.name, ckpt.version, {"x-seed": str(seed)})
 
 
 def path_points(a: torch.Tensor, b: torch.Tensor, steps: int, method: str) -> torch.Tensor:
@@ -219,10 +216,8 @@ async def interpolate(request: Request) -> Response:
     assert a is not None and b is not None
     z = path_points(a, b, req.steps, req.method)
     imgs = (await state.run(ckpt, "decode", z, None, state.deadline())).numpy()
-    if wants_npy(request):
-        return npy_response(imgs, ckpt.name, ckpt.version)
-    return json_response({"model": ckpt.name, "version": ckpt.version, "z": z.numpy(),
-                          "images": images_field(imgs, req.format)})
+    return await respond(request, {"model": ckpt.name, "version": ckpt.version, "z": z.numpy()}, imgs,
+                         req.format, ckpt.name, ckpt.version)
 
 
 @router.post("/reconstruct", openapi_extra=body_doc(ReconstructRequest), response_model=ReconstructResponse)
@@ -236,7 +231,5 @@ async def reconstruct(request: Request) -> Response:
     x = images_tensor(req.images, state)
     imgs = (await state.run(ckpt, "reconstruct", x, None, state.deadline())).numpy()
     mse = ((imgs - x.numpy()[:, 0]) ** 2).mean(axis=(1, 2))
-    if wants_npy(request):
-        return npy_response(imgs, ckpt.name, ckpt.version)
-    return json_response({"model": ckpt.name, "version": ckpt.version, "mse": mse,
-                          "images": images_field(imgs, req.format)})
+    return await respond(request, {"model": ckpt.name, "version": ckpt.version, "mse": mse}, imgs, req.format,
+                         ckpt.name, ckpt.version)
