@@ -48,7 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["content-type", "accept", "x-api-key", "x-request-id"])
-    app.add_middleware(ServiceMiddleware, state=state)
+    fast = {"/encode": infer.encode, "/decode": infer.decode, "/sample": infer.sample,
+            "/interpolate": infer.interpolate, "/reconstruct": infer.reconstruct}
+    if settings.cors_origins:  # the fast path would skip the CORS middleware inside it
+        fast = {}
+    app.add_middleware(ServiceMiddleware, state=state, fast_routes=fast)
     app.openapi = lambda: openapi_with_bodies(app)  # type: ignore[method-assign]
     return app
 

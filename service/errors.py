@@ -31,17 +31,25 @@ def _clean(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def api_error_response(exc: ApiError) -> Response:
+    return json_error(exc.status, exc.message, exc.detail, exc.headers)
+
+
+def invalid_response(exc: RequestValidationError) -> Response:
+    errs = _clean(list(exc.errors()))
+    first = errs[0] if errs else {"loc": [], "msg": "invalid body"}
+    where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
+    return json_error(422, f"invalid request: {where}: {first['msg']}", errs)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
-        return json_error(exc.status, exc.message, exc.detail, exc.headers)
+        return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:
-        errs = _clean(list(exc.errors()))
-        first = errs[0] if errs else {"loc": [], "msg": "invalid body"}
-        where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
-        return json_error(422, f"invalid request: {where}: {first['msg']}", errs)
+        return invalid_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:

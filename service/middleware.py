@@ -8,11 +8,16 @@ import hmac
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from fastapi.exceptions import RequestValidationError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import ApiError, api_error_response, invalid_response
 from service.state import AppState
 
 log = logging.getLogger("vaeserve.access")
@@ -30,9 +35,14 @@ class BodyTooSlow(Exception):
 
 
 class ServiceMiddleware:
-    def __init__(self, app: ASGIApp, state: AppState) -> None:
+    def __init__(self, app: ASGIApp, state: AppState,
+                 fast_routes: dict[str, Callable[[Request], Awaitable[Response]]] | None = None) -> None:
         self.app = app
         self.state = state
+        # POST endpoints that parse their own body: called directly, skipping FastAPI's routing and
+        # dependency machinery (~25 % of a single-row request). They stay registered with FastAPI too,
+        # for the OpenAPI schema and any method other than POST.
+        self.fast_routes = fast_routes or {}
         self._counters: dict[tuple[str, int], Any] = {}  # labelled children, looked up once
         self._timers: dict[str, Any] = {}
 
@@ -53,6 +63,24 @@ class ServiceMiddleware:
                    (b"x-request-id", rid.encode()), *(extra or [])]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def _call_fast(self, endpoint: Callable[[Request], Awaitable[Response]], scope: Scope,
+                         receive: Receive, send: Send) -> None:
+        try:
+            response = await endpoint(Request(scope, receive))
+        except ApiError as exc:
+            response = api_error_response(exc)
+        except RequestValidationError as exc:
+            response = invalid_response(exc)
+        except (BodyTooLarge, BodyTooSlow):
+            raise
+        except ClientDisconnect:  # nobody to answer
+            return
+        except Exception:  # a bug: same answer FastAPI's ServerErrorMiddleware would give, logged
+            log.exception("unhandled error")
+            response = Response(b'{"error":"internal server error","detail":null}', status_code=500,
+                                media_type="application/json")
+        await response(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -139,7 +167,11 @@ class ServiceMiddleware:
                 st.arriving += 1
                 st.metrics.inflight.inc()
             try:
-                await self.app(scope, receive_limited, send_wrapped)
+                fast = self.fast_routes.get(path) if scope["method"] == "POST" else None
+                if fast is not None:
+                    await self._call_fast(fast, scope, receive_limited, send_wrapped)
+                else:
+                    await self.app(scope, receive_limited, send_wrapped)
             except BodyTooSlow:
                 st.metrics.rejections.labels("body_timeout").inc()
                 if status_box[0] != 408:

@@ -152,3 +152,14 @@ def test_pixels_of_wrong_type(client: TestClient) -> None:
     arr = np.full((28, 28), 0.5).tolist()
     arr[3][4] = None
     assert client.post("/encode", json={"images": [{"pixels": arr}]}).status_code == 422
+
+
+def test_cors_is_closed_by_default_and_open_when_configured(tiny_repo: Path) -> None:
+    with TestClient(create_app(make_settings(tiny_repo))) as c:
+        r = c.post("/sample", json={"n": 1}, headers={"origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+    with TestClient(create_app(make_settings(tiny_repo, cors_origins=["https://app.example"]))) as c:
+        r = c.post("/sample", json={"n": 1}, headers={"origin": "https://app.example"})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"
+        pre = c.options("/sample", headers={"origin": "https://app.example", "access-control-request-method": "POST"})
+        assert pre.status_code == 200
