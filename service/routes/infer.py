@@ -33,7 +33,10 @@ from service.schemas import (
 )
 from service.state import AppState
 
-ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 413, 422, 429, 503, 504)}
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (401, 404, 408, 413, 422, 429, 503, 504)}
+# With `Accept: application/x-npy` the 200 answer is a NumPy .npy file instead of JSON.
+ERRORS[200] = {"content": {"application/x-npy": {"schema": {"type": "string", "format": "binary"}}}}
 router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
 
 

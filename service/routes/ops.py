@@ -11,6 +11,7 @@ from starlette.responses import Response
 from service.errors import ApiError, json_error
 from service.loader import Checkpoint
 from service.respond import json_response
+from service.schemas import ErrorResponse
 from service.state import AppState
 
 router = APIRouter()
@@ -35,7 +36,7 @@ async def list_models(request: Request) -> Response:
     return json_response({"models": out})
 
 
-@router.get("/models/{name}")
+@router.get("/models/{name}", responses={404: {"model": ErrorResponse}})
 async def get_model(name: str, request: Request, version: int | None = None) -> Response:
     """One model's full meta (training config and measured metrics included)."""
     st = _state(request)
@@ -43,7 +44,7 @@ async def get_model(name: str, request: Request, version: int | None = None) -> 
     return json_response({**ckpt.meta, "name": ckpt.name, "version": ckpt.version, "versions": sorted(st.models[name])})
 
 
-@router.post("/admin/reload")
+@router.post("/admin/reload", responses={401: {"model": ErrorResponse}})
 async def reload(request: Request) -> Response:
     """Load new or changed versions from the repository now; refused files are listed, old ones keep serving."""
     return json_response(await _state(request).reload())
@@ -55,7 +56,7 @@ async def healthz() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"model": ErrorResponse}})
 async def readyz(request: Request) -> Response:
     """Readiness: models loaded and not draining; 503 otherwise."""
     st = _state(request)
@@ -66,7 +67,7 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ready", "device": str(st.runtime.device), "models": sorted(st.models)})
 
 
-@router.get("/metrics")
+@router.get("/metrics", responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(request: Request) -> Response:
     """Prometheus exposition."""
     st = _state(request)

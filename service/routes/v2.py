@@ -21,7 +21,7 @@ from service.respond import json_response
 from service.routes.infer import ERRORS, State
 from service.state import AppState
 
-router = APIRouter(prefix="/v2", responses=ERRORS)  # type: ignore[arg-type]
+router = APIRouter(prefix="/v2", responses={k: v for k, v in ERRORS.items() if k != 200})  # type: ignore[arg-type]
 
 
 class InferTensor(BaseModel):
