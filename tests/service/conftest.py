@@ -40,25 +40,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def server(tiny_repo: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+def launch(args: list[str], repo: Path, log_path: Path, **env: str) -> tuple[str, subprocess.Popen]:
+    """Start `python ARGS` serving `repo` on a free port (VAESERVE_PORT, and `{port}` in ARGS); wait for
+    /readyz, or fail with the server's log."""
     port = free_port()
-    env = {**os.environ, "VAESERVE_MODEL_REPOSITORY": str(tiny_repo), "VAESERVE_DEFAULT_MODEL": "vae-z4",
-           "VAESERVE_PORT": str(port), "VAESERVE_DRAIN_TIMEOUT_S": "10", "PYTHONPATH": str(ROOT)}
-    log = (tmp_path / "server.log").open("w")  # a file, not a pipe: a full pipe would block the server
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    full = {**os.environ, "VAESERVE_MODEL_REPOSITORY": str(repo), "VAESERVE_DEFAULT_MODEL": "vae-z4",
+            "VAESERVE_PORT": str(port), "PYTHONPATH": str(ROOT), **env}
+    log = log_path.open("w")  # a file, not a pipe: a full pipe would block the server
+    proc = subprocess.Popen([sys.executable, *(a.format(port=port) for a in args)], cwd=ROOT, env=full,
+                            stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
             if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                break
+                return url, proc
         except httpx.HTTPError:
             time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("server did not become ready: " + (tmp_path / "server.log").read_text())
+    proc.kill()
+    pytest.fail("server did not become ready: " + log_path.read_text())
+
+
+@pytest.fixture()
+def server(tiny_repo: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    url, proc = launch(["-m", "service"], tiny_repo, tmp_path / "server.log", VAESERVE_DRAIN_TIMEOUT_S="10")
     yield url, proc
     if proc.poll() is None:
         proc.kill()

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.service.conftest import ROOT, free_port
-
-
-def start(tiny_repo: Path, tmp_path: Path, **env: str) -> tuple[str, subprocess.Popen]:
-    port = free_port()
-    full = {**os.environ, "VAESERVE_MODEL_REPOSITORY": str(tiny_repo), "VAESERVE_DEFAULT_MODEL": "vae-z4",
-            "VAESERVE_PORT": str(port), "PYTHONPATH": str(ROOT), **env}
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=full,
-                            stdout=(tmp_path / "log").open("w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return url, proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError((tmp_path / "log").read_text())
+from tests.service.conftest import launch
 
 
 def test_trickled_headers_and_bodies_do_not_block_others(tiny_repo: Path, tmp_path: Path) -> None:
-    url, proc = start(tiny_repo, tmp_path, VAESERVE_BODY_TIMEOUT_S="1")
+    url, proc = launch(["-m", "service"], tiny_repo, tmp_path / "log", VAESERVE_BODY_TIMEOUT_S="1")
     port = int(url.rsplit(":", 1)[1])
     try:
         loris = []
