@@ -26,12 +26,8 @@ INFER = {"/encode", "/decode", "/sample", "/interpolate", "/reconstruct"}
 OPEN = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-class BodyTooSlow(Exception):
-    pass
+class BodyRefused(Exception):
+    """The body was too large or too slow; the answer is in the middleware's `body_error`."""
 
 
 class ServiceMiddleware:
@@ -72,7 +68,7 @@ class ServiceMiddleware:
             response = api_error_response(exc)
         except RequestValidationError as exc:
             response = invalid_response(exc)
-        except (BodyTooLarge, BodyTooSlow):
+        except BodyRefused:
             raise
         except ClientDisconnect:  # nobody to answer
             return
@@ -94,21 +90,19 @@ class ServiceMiddleware:
             "/v2/models/*" if path.startswith("/v2/") else "/models/*" if path.startswith("/models/") else "other")
         t0 = time.perf_counter()
         status_box = [500]
-        too_large = [False]  # set when a streamed body passes the limit; the app's answer is replaced
-        too_slow = [False]  # set when the body did not arrive within body_timeout_s
+        # (status, message) once the body was refused while streaming in. It replaces whatever the app
+        # answers (FastAPI turns an exception from receive() into its own 400) or, when the exception
+        # comes through, is sent by the handler below.
+        body_error: list[tuple[int, str]] = []
+
+        async def send_body_error() -> None:
+            status_box[0], message = body_error[0]
+            await self._reject(send, status_box[0], message, rid, [(b"connection", b"close")])
 
         async def send_wrapped(msg: Message) -> None:
-            if too_slow[0]:
+            if body_error:
                 if msg["type"] == "http.response.start":
-                    status_box[0] = 408
-                    await self._reject(send, 408, f"body not received within {s.body_timeout_s}s", rid,
-                                       [(b"connection", b"close")])
-                return
-            if too_large[0]:
-                if msg["type"] == "http.response.start":
-                    status_box[0] = 413
-                    await self._reject(send, 413, f"body larger than {s.max_body_bytes} bytes allowed", rid,
-                                       [(b"connection", b"close")])
+                    await send_body_error()
                 return
             if msg["type"] == "http.response.start":
                 status_box[0] = msg["status"]
@@ -137,20 +131,25 @@ class ServiceMiddleware:
             received = 0
             body_deadline = asyncio.get_running_loop().time() + s.body_timeout_s
 
+            def refuse(reason: str, status: int, message: str) -> None:
+                st.metrics.rejections.labels(reason).inc()
+                body_error.append((status, message))
+
             async def receive_limited() -> Message:
                 nonlocal received
                 try:
                     async with asyncio.timeout_at(body_deadline):
                         msg = await receive()
                 except TimeoutError as exc:
-                    too_slow[0] = True
-                    raise BodyTooSlow from exc
+                    refuse("body_timeout", 408, f"body not received within {s.body_timeout_s}s")
+                    raise BodyRefused from exc
                 if msg["type"] == "http.request":
                     received += len(msg.get("body", b""))
                     if received > s.max_body_bytes:
-                        too_large[0] = True
-                        raise BodyTooLarge
+                        refuse("body_too_large", 413, f"body larger than {s.max_body_bytes} bytes allowed")
+                        raise BodyRefused
                 return msg
+
 
             infer = path in INFER
             if infer and st.inflight >= s.max_inflight:
@@ -172,18 +171,8 @@ class ServiceMiddleware:
                     await self._call_fast(fast, scope, receive_limited, send_wrapped)
                 else:
                     await self.app(scope, receive_limited, send_wrapped)
-            except BodyTooSlow:
-                st.metrics.rejections.labels("body_timeout").inc()
-                if status_box[0] != 408:
-                    status_box[0] = 408
-                    await self._reject(send, 408, f"body not received within {s.body_timeout_s}s", rid,
-                                       [(b"connection", b"close")])
-            except BodyTooLarge:  # raised through the app before it answered
-                st.metrics.rejections.labels("body_too_large").inc()
-                if status_box[0] != 413:
-                    status_box[0] = 413
-                    await self._reject(send, 413, f"body larger than {s.max_body_bytes} bytes allowed", rid,
-                                       [(b"connection", b"close")])
+            except BodyRefused:  # came through before the app answered
+                await send_body_error()
             finally:
                 if infer:
                     st.inflight -= 1

@@ -120,6 +120,10 @@ def test_chunked_body_too_large_is_413(tiny_repo: Path) -> None:
     with TestClient(create_app(make_settings(tiny_repo, max_body_bytes=4096))) as c:
         r = c.post("/decode", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413
+        # a route FastAPI dispatches itself (it swallows the error and answers 400; the 413 replaces it)
+        r = c.post("/v2/models/vae-z4-decoder/infer", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "larger than 4096 bytes" in r.json()["error"]
+        assert 'vaeserve_rejections_total{reason="body_too_large"} 2.0' in c.get("/metrics").text
 
 
 def test_deeply_nested_json_is_refused(client: TestClient) -> None:
