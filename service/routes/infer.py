@@ -99,6 +99,12 @@ def latents_tensor(z: list[list[float]], ckpt: Checkpoint, field: str = "z") -> 
     return torch.tensor(z, dtype=torch.float32)
 
 
+def require_unconditional(ckpt: Checkpoint, route: str) -> None:
+    """The routes that encode need no label: conditional models are refused there with a 422."""
+    if ckpt.num_classes:
+        raise ApiError(422, f"model {ckpt.name} is conditional; {route} serves unconditional models only")
+
+
 def labels_tensor(labels: list[int] | None, ckpt: Checkpoint, n: int) -> torch.Tensor | None:
     if ckpt.num_classes == 0:
         if labels is not None:
@@ -125,8 +131,7 @@ async def encode(request: Request) -> Response:
     req = await parse(request, EncodeRequest)
     ckpt = state.resolve(req.model, req.version)
     x = images_tensor(req.images, state)
-    if ckpt.num_classes:
-        raise ApiError(422, f"model {ckpt.name} is conditional; /encode serves unconditional models only")
+    require_unconditional(ckpt, "/encode")
     out = (await state.run(ckpt, "encode", x, None, state.deadline())).numpy()
     m = ckpt.latent_dim
     mu, logvar = out[:, :m], out[:, m:]
@@ -199,8 +204,7 @@ async def interpolate(request: Request) -> Response:
     state = ready_state(request)
     req = await parse(request, InterpolateRequest)
     ckpt = state.resolve(req.model, req.version)
-    if ckpt.num_classes:
-        raise ApiError(422, f"model {ckpt.name} is conditional; /interpolate serves unconditional models only")
+    require_unconditional(ckpt, "/interpolate")
     if req.steps > state.settings.max_steps:
         raise ApiError(422, f"steps={req.steps}; at most {state.settings.max_steps} allowed")
     ends: list[torch.Tensor | None] = []
@@ -229,8 +233,7 @@ async def reconstruct(request: Request) -> Response:
     state = ready_state(request)
     req = await parse(request, ReconstructRequest)
     ckpt = state.resolve(req.model, req.version)
-    if ckpt.num_classes:
-        raise ApiError(422, f"model {ckpt.name} is conditional; /reconstruct serves unconditional models only")
+    require_unconditional(ckpt, "/reconstruct")
     x = images_tensor(req.images, state)
     imgs = (await state.run(ckpt, "reconstruct", x, None, state.deadline())).numpy()
     mse = ((imgs - x.numpy()[:, 0]) ** 2).mean(axis=(1, 2))
