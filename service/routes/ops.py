@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from service.errors import ApiError, json_error
+from service.errors import json_error
 from service.loader import Checkpoint
 from service.respond import json_response
 from service.schemas import ErrorResponse
@@ -73,6 +73,3 @@ async def metrics(request: Request) -> Response:
     st = _state(request)
     st.metrics.queue_rows.set(st.queued_rows())
     return Response(generate_latest(st.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-__all__ = ["router", "ApiError"]
