@@ -50,8 +50,12 @@ class Routed(Strict):
     version: Annotated[int, Field(ge=1)] | None = Field(None, description="pin a version; default: the newest")
 
 
+LabelsField = Field(None, description="conditional models only: one class 0..9 per row")
+
+
 class EncodeRequest(Routed):
     images: Images
+    labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | None = LabelsField
     sample: bool = Field(False, description="also return z = mu + sigma * eps")
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
 
@@ -112,6 +116,7 @@ class InterpolateRequest(Routed):
     end: Endpoint
     steps: Annotated[int, Field(ge=2, le=1024)] = 10
     method: Literal["linear", "slerp"] = "linear"
+    label: Label | None = Field(None, description="conditional models only: the class of every image on the path")
     format: ImageFormat = "pixels"
 
 
@@ -121,6 +126,7 @@ class InterpolateResponse(ImagesResponse):
 
 class ReconstructRequest(Routed):
     images: Images
+    labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | None = LabelsField
     format: ImageFormat = "pixels"
 
 

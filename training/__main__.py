@@ -1,4 +1,4 @@
-"""python -m training {train,evaluate,export,data} — see --help on each."""
+"""python -m training {train,evaluate,export,data,table,train-judge,judge} — see --help on each."""
 
 from __future__ import annotations
 
@@ -63,6 +63,32 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repository", type=Path, default=Path("models"), help="model repository")
 
 
+def _judge_parsers(sub: argparse._SubParsersAction) -> None:
+    from training.judge import DEFAULT_JUDGE
+
+    p = sub.add_parser("train-judge", help="train the CNN classifier that judges generated digits",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", type=Path, default=DEFAULT_JUDGE, help="where the TorchScript judge is written")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak of the one-cycle schedule")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--limit-train", type=int, default=0, help="use only N training images (smoke tests)")
+    p.add_argument("--idx-dir", type=Path, default=None)
+    p.add_argument("--data-cache", type=Path, default=Path("data"))
+    j = sub.add_parser("judge", help="score a generative checkpoint's samples with the judge; record it in meta.json",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    j.add_argument("checkpoint", type=Path, help="models/<name>/<version>/model.ts (a VAE or cvae)")
+    j.add_argument("--judge", type=Path, default=DEFAULT_JUDGE, help="the judge checkpoint")
+    j.add_argument("-n", "--samples", type=int, default=10000, help="samples drawn from the prior")
+    j.add_argument("--seed", type=int, default=0)
+    j.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    j.add_argument("--idx-dir", type=Path, default=None)
+    j.add_argument("--data-cache", type=Path, default=Path("data"))
+    j.add_argument("--no-write", action="store_true", help="print only; leave meta.json unchanged")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -72,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("data", help="fetch, verify and cache MNIST; print its digest")
     d.add_argument("--idx-dir", type=Path, default=None)
     d.add_argument("--data-cache", type=Path, default=Path("data"))
+    _judge_parsers(sub)
     t = sub.add_parser("table", help="print the Markdown table of measured figures for a repository")
     t.add_argument("repository", type=Path, nargs="?", default=Path("models"))
     t.add_argument("--extra", type=Path, nargs="*", default=[], help="more checkpoints to list")
@@ -79,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data,
-                "table": cmd_table}[args.cmd](args)
-    except DataError as exc:
+                "table": cmd_table, "judge": cmd_judge, "train-judge": cmd_train_judge}[args.cmd](args)
+    except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -127,6 +154,33 @@ def cmd_export(a: argparse.Namespace) -> int:
     name = a.name or Path(a.run).parent.name
     metrics = {k: v for k, v in blob["best"].items() if k.startswith("test_") or k == "epoch"}
     print(export(model, spec, name, a.repository, blob["config"], blob["data_sha256"], metrics))
+    return 0
+
+
+def cmd_train_judge(a: argparse.Namespace) -> int:
+    from training.judge import train_judge
+    from training.loop import resolve_device
+
+    meta = train_judge(load_mnist(a.idx_dir, a.data_cache), a.out, a.epochs, a.batch_size, a.lr, a.seed,
+                       resolve_device(a.device), a.limit_train)
+    print(json.dumps(meta, indent=1))
+    return 0
+
+
+def cmd_judge(a: argparse.Namespace) -> int:
+    from training.export import update_metrics
+    from training.judge import judge_generator
+    from training.loop import resolve_device
+
+    if not a.judge.exists():
+        raise ValueError(f"no judge at {a.judge}; train one with: python -m training train-judge --out {a.judge}")
+    t0 = time.perf_counter()
+    result = judge_generator(a.checkpoint, a.judge, load_mnist(a.idx_dir, a.data_cache), a.samples, a.seed,
+                             resolve_device(a.device))
+    result["judge_seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(result, indent=1))
+    if not a.no_write:
+        update_metrics(a.checkpoint, {"judge": result})
     return 0
 
 

@@ -99,12 +99,6 @@ def latents_tensor(z: list[list[float]], ckpt: Checkpoint, field: str = "z") -> 
     return torch.tensor(z, dtype=torch.float32)
 
 
-def require_unconditional(ckpt: Checkpoint, route: str) -> None:
-    """The routes that encode need no label: conditional models are refused there with a 422."""
-    if ckpt.num_classes:
-        raise ApiError(422, f"model {ckpt.name} is conditional; {route} serves unconditional models only")
-
-
 def labels_tensor(labels: list[int] | None, ckpt: Checkpoint, n: int) -> torch.Tensor | None:
     if ckpt.num_classes == 0:
         if labels is not None:
@@ -131,8 +125,8 @@ async def encode(request: Request) -> Response:
     req = await parse(request, EncodeRequest)
     ckpt = state.resolve(req.model, req.version)
     x = images_tensor(req.images, state)
-    require_unconditional(ckpt, "/encode")
-    out = (await state.run(ckpt, "encode", x, None, state.deadline())).numpy()
+    labels = labels_tensor(req.labels, ckpt, len(x))
+    out = (await state.run(ckpt, "encode", x, labels, state.deadline())).numpy()
     m = ckpt.latent_dim
     mu, logvar = out[:, :m], out[:, m:]
     payload: dict[str, object] = {"model": ckpt.name, "version": ckpt.version, "mu": mu,
@@ -204,7 +198,10 @@ async def interpolate(request: Request) -> Response:
     state = ready_state(request)
     req = await parse(request, InterpolateRequest)
     ckpt = state.resolve(req.model, req.version)
-    require_unconditional(ckpt, "/interpolate")
+    if ckpt.num_classes and req.label is None:
+        raise ApiError(422, f"model {ckpt.name} is conditional: send 'label', the class (0..{ckpt.num_classes - 1}) "
+                            "of every image on the path")
+    label = labels_tensor(None if req.label is None else [req.label], ckpt, 1)  # 422 for an unconditional model
     if req.steps > state.settings.max_steps:
         raise ApiError(422, f"steps={req.steps}; at most {state.settings.max_steps} allowed")
     ends: list[torch.Tensor | None] = []
@@ -216,13 +213,16 @@ async def interpolate(request: Request) -> Response:
             ends.append(None)
             images.append(end.image)
     if images:
-        mus = (await state.run(ckpt, "encode", images_tensor(images, state), None, state.deadline()))
+        x = images_tensor(images, state)
+        lab = None if label is None else label.expand(len(x))
+        mus = await state.run(ckpt, "encode", x, lab, state.deadline())
         it = iter(mus[:, : ckpt.latent_dim])
         ends = [e if e is not None else next(it) for e in ends]
     a, b = ends
     assert a is not None and b is not None
     z = path_points(a, b, req.steps, req.method)
-    imgs = (await state.run(ckpt, "decode", z, None, state.deadline())).numpy()
+    lab = None if label is None else label.expand(len(z))
+    imgs = (await state.run(ckpt, "decode", z, lab, state.deadline())).numpy()
     return await respond(request, {"model": ckpt.name, "version": ckpt.version, "z": z.numpy()}, imgs,
                          req.format, ckpt.name, ckpt.version)
 
@@ -233,9 +233,9 @@ async def reconstruct(request: Request) -> Response:
     state = ready_state(request)
     req = await parse(request, ReconstructRequest)
     ckpt = state.resolve(req.model, req.version)
-    require_unconditional(ckpt, "/reconstruct")
     x = images_tensor(req.images, state)
-    imgs = (await state.run(ckpt, "reconstruct", x, None, state.deadline())).numpy()
+    labels = labels_tensor(req.labels, ckpt, len(x))
+    imgs = (await state.run(ckpt, "reconstruct", x, labels, state.deadline())).numpy()
     mse = ((imgs - x.numpy()[:, 0]) ** 2).mean(axis=(1, 2))
     return await respond(request, {"model": ckpt.name, "version": ckpt.version, "mse": mse}, imgs, req.format,
                          ckpt.name, ckpt.version)

@@ -107,6 +107,31 @@ def test_conditional_sample_balanced(client: TestClient) -> None:
     assert r.status_code == 200
 
 
+def test_conditional_encode_reconstruct_interpolate_take_labels(client: TestClient, tiny_repo: Path) -> None:
+    """The explorer's style transfer: encode a digit under its class, decode the code under every class."""
+    x = np.random.default_rng(1).random((2, 28, 28)).astype(np.float32)
+    images = [{"pixels": x[0].tolist()}, {"pixels": x[1].tolist()}]
+    module = ts(tiny_repo, "cvae-z4")
+    lab = torch.tensor([3, 8])
+    with torch.no_grad():
+        mu, _ = module.encode(torch.from_numpy(x[:, None]), lab)
+        rec = module.decode(mu, lab)[:, 0].numpy()
+        other = module.encode(torch.from_numpy(x[:, None]), torch.tensor([0, 0]))[0]
+    enc = client.post("/encode", json={"model": "cvae-z4", "images": images, "labels": [3, 8]})
+    assert enc.status_code == 200, enc.text
+    np.testing.assert_allclose(enc.json()["mu"], mu.numpy(), atol=1e-5)
+    assert not np.allclose(enc.json()["mu"], other.numpy(), atol=1e-5)  # the label is really used
+    r = client.post("/reconstruct", json={"model": "cvae-z4", "images": images, "labels": [3, 8]}).json()
+    np.testing.assert_allclose(np.array(r["images"]), rec, atol=1e-5)
+    path = client.post("/interpolate", json={"model": "cvae-z4", "start": {"image": images[0]},
+                                             "end": {"z": [0.0] * 4}, "steps": 3, "label": 3})
+    assert path.status_code == 200, path.text
+    np.testing.assert_allclose(path.json()["z"][0], mu[0].numpy(), atol=1e-5)
+    with torch.no_grad():
+        last = module.decode(torch.zeros(1, 4), torch.tensor([3]))[0, 0].numpy()
+    np.testing.assert_allclose(np.array(path.json()["images"][-1]), last, atol=1e-5)
+
+
 def test_interpolate_ends_included(client: TestClient, tiny_repo: Path) -> None:
     a, b = [1.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]
     lin = client.post("/interpolate", json={"start": {"z": a}, "end": {"z": b}, "steps": 5}).json()

@@ -74,6 +74,14 @@ BAD = [
     ("/interpolate", {"start": {"z": [0.0] * 4}, "end": {"z": [0.0] * 5}}, "end.z[0] has 5 values"),
     ("/interpolate", {"start": {"z": [0.0] * 4}, "end": {"z": [0.0] * 4}, "method": "cubic"}, "'linear' or 'slerp'"),
     ("/reconstruct", {"images": [{"pixels": [[0.5] * 28] * 28}] * 65}, "at most 64"),
+    ("/encode", {"model": "cvae-z4", "images": [{"pixels": pixels()}]}, "send labels"),
+    ("/encode", {"images": [{"pixels": pixels()}], "labels": [3]}, "not conditional"),
+    ("/reconstruct", {"model": "cvae-z4", "images": [{"pixels": pixels()}] * 2, "labels": [3]}, "one label per row"),
+    ("/reconstruct", {"images": [{"pixels": pixels()}], "labels": [3]}, "not conditional"),
+    ("/interpolate", {"model": "cvae-z4", "start": {"z": [0.0] * 4}, "end": {"z": [1.0] * 4}}, "send 'label'"),
+    ("/interpolate", {"start": {"z": [0.0] * 4}, "end": {"z": [1.0] * 4}, "label": 2}, "not conditional"),
+    ("/interpolate", {"model": "cvae-z4", "start": {"z": [0.0] * 4}, "end": {"z": [1.0] * 4}, "label": 10},
+     "less than or equal to 9"),
 ]
 
 
