@@ -30,10 +30,10 @@ class ResBlock(nn.Module):
 class ConvEncoder(nn.Module):
     """(B, 1, 28, 28) -> (B, ch*7*7); two stride-2 convs with residual blocks between."""
 
-    def __init__(self, ch: int = 64) -> None:
+    def __init__(self, ch: int = 64, extra_channels: int = 0) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, ch // 2, 4, stride=2, padding=1),  # (B, ch/2, 14, 14)
+            nn.Conv2d(1 + extra_channels, ch // 2, 4, stride=2, padding=1),  # (B, ch/2, 14, 14)
             nn.GELU(),
             nn.Conv2d(ch // 2, ch, 3, padding=1),
             ResBlock(ch),
@@ -73,9 +73,9 @@ class ConvDecoder(nn.Module):
 class MLPEncoder(nn.Module):
     """(B, 1, 28, 28) -> (B, hidden): the pytorch/examples body, kept for comparison."""
 
-    def __init__(self, hidden: int = 400) -> None:
+    def __init__(self, hidden: int = 400, extra_inputs: int = 0) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(PIXELS, hidden), nn.ReLU())
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(PIXELS + extra_inputs, hidden), nn.ReLU())
         self.out_features = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,12 +95,16 @@ class MLPDecoder(nn.Module):
         return self.net(h).view(-1, 1, 28, 28)
 
 
-def make_body(arch: str, in_decoder: int, width: int) -> tuple[nn.Module, nn.Module, int]:
-    """Return (encoder body, decoder, encoder feature size) for arch 'conv' or 'mlp'."""
+def make_body(arch: str, in_decoder: int, width: int, extra_inputs: int = 0) -> tuple[nn.Module, nn.Module, int]:
+    """Return (encoder body, decoder, encoder feature size) for arch 'conv' or 'mlp'.
+
+    extra_inputs: the encoder takes that many more values per image (conv: as constant input planes;
+    MLP: appended to the flat pixels).
+    """
     if arch == "conv":
-        enc = ConvEncoder(width)
+        enc = ConvEncoder(width, extra_inputs)
         return enc, ConvDecoder(in_decoder, width), enc.out_features
     if arch == "mlp":
-        mlp = MLPEncoder(width)
+        mlp = MLPEncoder(width, extra_inputs)
         return mlp, MLPDecoder(in_decoder, width), mlp.out_features
     raise ValueError(f"unknown arch {arch!r}; allowed: conv, mlp")

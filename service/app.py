@@ -6,18 +6,23 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
+from starlette.responses import FileResponse
 
 from service import errors
 from service.middleware import ServiceMiddleware
 from service.routes import infer, ops, v2
 from service.settings import Settings, get_settings
 from service.state import AppState
+
+STATIC = Path(__file__).parent / "static"  # the latent-space explorer: plain files, no build step
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,6 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(infer.router)
     app.include_router(ops.router)
     app.include_router(v2.router)
+    app.mount("/explorer", StaticFiles(directory=STATIC), name="explorer")
+
+    @app.get("/", include_in_schema=False)
+    async def explorer() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["content-type", "accept", "x-api-key", "x-request-id"])

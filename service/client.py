@@ -126,9 +126,11 @@ class VaeClient(_Base):
         return list(resp.json()["models"])
 
     def encode(self, images: np.ndarray | Sequence[Any], *, model: str | None = None,
-               version: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+               version: int | None = None, labels: Sequence[int] | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None]:
         """(mu, logvar) as (B, m) arrays; logvar is None for deterministic autoencoders."""
-        r = self._post("/encode", {"model": model, "version": version, "images": _images_payload(images)})
+        r = self._post("/encode", {"model": model, "version": version, "labels": labels,
+                                         "images": _images_payload(images)})
         logvar = None if r["logvar"] is None else np.asarray(r["logvar"], dtype=np.float32)
         return np.asarray(r["mu"], dtype=np.float32), logvar
 
@@ -145,15 +147,17 @@ class VaeClient(_Base):
                                       "temperature": temperature, "labels": labels}, npy=True)
 
     def interpolate(self, start: np.ndarray, end: np.ndarray, steps: int = 10, *, method: str = "linear",
-                    model: str | None = None, version: int | None = None) -> np.ndarray:
+                    model: str | None = None, version: int | None = None, label: int | None = None) -> np.ndarray:
         """(steps, 28, 28) images along the path; start/end are latents (m,) or images (28, 28)."""
         return self._post("/interpolate", {"model": model, "version": version, "steps": steps, "method": method,
-                                           "start": _end(start), "end": _end(end)}, npy=True)
+                                           "label": label, "start": _end(start), "end": _end(end)}, npy=True)
 
     def reconstruct(self, images: np.ndarray | Sequence[Any], *, model: str | None = None,
-                    version: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    version: int | None = None, labels: Sequence[int] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
         """(reconstructions (B, 28, 28), per-image MSE (B,))."""
-        r = self._post("/reconstruct", {"model": model, "version": version, "images": _images_payload(images)})
+        r = self._post("/reconstruct", {"model": model, "version": version, "labels": labels,
+                                        "images": _images_payload(images)})
         return np.asarray(r["images"], dtype=np.float32), np.asarray(r["mse"], dtype=np.float32)
 
 
@@ -208,8 +212,10 @@ class AsyncVaeClient(_Base):
         return list(resp.json()["models"])
 
     async def encode(self, images: np.ndarray | Sequence[Any], *, model: str | None = None,
-                     version: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        r = await self._post("/encode", {"model": model, "version": version, "images": _images_payload(images)})
+                     version: int | None = None, labels: Sequence[int] | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+        r = await self._post("/encode", {"model": model, "version": version, "labels": labels,
+                                         "images": _images_payload(images)})
         logvar = None if r["logvar"] is None else np.asarray(r["logvar"], dtype=np.float32)
         return np.asarray(r["mu"], dtype=np.float32), logvar
 
@@ -225,12 +231,15 @@ class AsyncVaeClient(_Base):
                                             "temperature": temperature, "labels": labels}, npy=True)
 
     async def interpolate(self, start: np.ndarray, end: np.ndarray, steps: int = 10, *, method: str = "linear",
-                          model: str | None = None, version: int | None = None) -> np.ndarray:
+                          model: str | None = None, version: int | None = None, label: int | None = None
+                          ) -> np.ndarray:
         return await self._post("/interpolate", {"model": model, "version": version, "steps": steps,
-                                                 "method": method, "start": _end(start), "end": _end(end)}, npy=True)
+                                                 "method": method, "label": label, "start": _end(start),
+                                                 "end": _end(end)}, npy=True)
 
     async def reconstruct(self, images: np.ndarray | Sequence[Any], *, model: str | None = None,
-                          version: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        r = await self._post("/reconstruct", {"model": model, "version": version,
+                          version: int | None = None, labels: Sequence[int] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        r = await self._post("/reconstruct", {"model": model, "version": version, "labels": labels,
                                               "images": _images_payload(images)})
         return np.asarray(r["images"], dtype=np.float32), np.asarray(r["mse"], dtype=np.float32)

@@ -23,7 +23,8 @@ from service.state import AppState
 log = logging.getLogger("vaeserve.access")
 
 INFER = {"/encode", "/decode", "/sample", "/interpolate", "/reconstruct"}
-OPEN = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
+OPEN = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready", "/"}
+OPEN_PREFIX = "/explorer/"  # the explorer's static files; the calls the page makes still need the key
 
 
 class BodyRefused(Exception):
@@ -114,7 +115,8 @@ class ServiceMiddleware:
             await send(msg)
 
         try:
-            if s.api_key and path not in OPEN and scope["method"] != "OPTIONS":
+            if (s.api_key and path not in OPEN and not path.startswith(OPEN_PREFIX)
+                    and scope["method"] != "OPTIONS"):
                 given = headers.get(b"x-api-key", b"")
                 if not hmac.compare_digest(given, s.api_key.encode()):
                     st.metrics.rejections.labels("unauthorized").inc()

@@ -185,9 +185,12 @@ def cmd_judge(a: argparse.Namespace) -> int:
 
 
 def cmd_table(a: argparse.Namespace) -> int:
-    from training.report import newest, table
+    from training.report import judge_table, newest, table
 
-    print(table(newest(a.repository) + list(a.extra)))
+    paths = newest(a.repository) + list(a.extra)
+    print(table(paths))
+    print()
+    print(judge_table(paths))
     return 0
 
 

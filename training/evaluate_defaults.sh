@@ -8,6 +8,12 @@ for dir in models/*/; do
   v=$(ls "$dir" | grep -E '^[0-9]+$' | sort -n | tail -1)
   run $PY -m training evaluate "$dir$v/model.ts" --iwae-k 1000
 done
+wait
+# Samples of every generative model scored by the judge (confidence, class entropy, Fréchet, asked-label hits).
+for dir in models/vae*/ models/cvae*/; do
+  v=$(ls "$dir" | grep -E '^[0-9]+$' | sort -n | tail -1)
+  run $PY -m training judge "$dir$v/model.ts"
+done
 if [[ -f runs/binarised-repo/vae-z20-binarised/1/model.ts ]]; then
   run $PY -m training evaluate runs/binarised-repo/vae-z20-binarised/1/model.ts --iwae-k 5000 --binarize-seed 0
 fi

@@ -67,7 +67,7 @@ def train_judge(ds: Mnist, out: Path, epochs: int = 6, batch_size: int = 128, lr
         perm = torch.randperm(len(xtr), generator=gen).to(device)
         for i in range(steps):
             idx = perm[i * batch_size : (i + 1) * batch_size]
-            loss = F.cross_entropy(model(_augment(xtr[idx], gen)), ytr[idx], label_smoothing=0.05)
+            loss = F.cross_entropy(model(_augment(xtr[idx], gen)), ytr[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

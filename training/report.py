@@ -41,3 +41,24 @@ def table(paths: list[Path]) -> str:
                     f"{meta['config']['epochs']} | {ev.get('mse', float('nan')):.5f} | {elbo} | {nll} | "
                     f"{'; '.join(other)} | {m.get('train_seconds', 0):.0f} s ({m.get('train_device', '?')}) |")
     return "\n".join(rows)
+
+
+def judge_table(paths: list[Path]) -> str:
+    """Generated digits as the judge classifier sees them (`python -m training judge`), one row per model."""
+    rows = ["| model | kind | m | samples | confident (p >= 0.9) | class entropy (bits) | Fréchet (judge) "
+            "| asked label hit |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    ref = None
+    for p in paths:
+        meta = read_meta(p)
+        j = meta["metrics"].get("judge")
+        if not j:
+            continue
+        ref = ref or j["real_train_reference"]
+        cond = f"{j['cond_acc']:.1%}" if "cond_acc" in j else ""
+        rows.append(f"| {meta['name']} v{meta['version']} | {meta['kind']} | {meta['latent_dim']} | {j['n']} | "
+                    f"{j['confident']:.1%} | {j['class_entropy_bits']:.3f} | {j['frechet']:.3f} | {cond} |")
+    if ref is not None:
+        rows.append(f"| real digits (10k training images) | | | 10000 | {ref['confident']:.1%} | "
+                    f"{ref['class_entropy_bits']:.3f} | {ref['frechet']:.3f} | {ref['cond_acc']:.1%} |")
+    return "\n".join(rows)

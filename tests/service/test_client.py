@@ -36,6 +36,15 @@ def test_sync_client_against_live_server(server: tuple[str, subprocess.Popen]) -
         assert err.value.status == 422 and "exactly 4" in err.value.message
         with pytest.raises(VaeServeError, match="unknown model"):
             c.sample(1, model="nope")
+        # Conditional model: labels everywhere a digit is decoded or encoded.
+        digits = c.sample(10, model="cvae-z4", labels="balanced", seed=1)
+        cmu, _ = c.encode(digits, model="cvae-z4", labels=list(range(10)))
+        assert cmu.shape == (10, 4)
+        crec, _ = c.reconstruct(digits[:2], model="cvae-z4", labels=[0, 1])
+        assert crec.shape == (2, 28, 28)
+        assert c.interpolate(cmu[0], cmu[1], steps=3, model="cvae-z4", label=5).shape == (3, 28, 28)
+        with pytest.raises(VaeServeError, match="send labels"):
+            c.encode(digits[:1], model="cvae-z4")
 
 
 def test_async_client_against_live_server(server: tuple[str, subprocess.Popen]) -> None:
