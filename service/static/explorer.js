@@ -73,6 +73,7 @@ function paintGrid(canvas, images, cols) {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   images.forEach((img, i) => paint(ctx, img, (i % cols) * size, Math.floor(i / cols) * size, size));
+  canvas.dataset.painted = String(Number(canvas.dataset.painted || 0) + 1); // lets tests wait for new pixels
 }
 
 // Rows of a .npy (N, 28, 28) answer as flat Float32Array views.

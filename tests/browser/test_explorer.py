@@ -6,13 +6,17 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.service.conftest import ROOT, launch
 
+REPOSITORY = ROOT / "models"  # the shipped models: real digits, so "not blank" means something
 CHROMIUM = os.environ.get("VAESERVE_CHROMIUM", "/usr/bin/chromium")
 # Headless as root in a sandboxed machine with no network: without the background-networking flags
 # Chromium keeps trying to reach Google's hosts.
@@ -33,6 +37,28 @@ TILE_INK = """([id, cols]) => {
 }"""
 PIXELS = "(id) => Array.from(document.getElementById(id).getContext('2d').getImageData(0, 0, "\
          "document.getElementById(id).width, document.getElementById(id).height).data.filter((_, i) => i % 4 === 0))"
+
+
+def box(page: Page, selector: str) -> dict[str, float]:
+    """Viewport coordinates of an element, scrolled into view first (mouse events need it on screen)."""
+    el = page.locator(selector)
+    el.scroll_into_view_if_needed()
+    b = el.bounding_box()
+    assert b is not None, selector
+    return b
+
+
+@contextmanager
+def repainted(page: Page, canvas: str) -> Iterator[None]:
+    """Wait, after the block, until the page has painted the grid `canvas` once more."""
+    count = page.evaluate("id => Number(document.getElementById(id).dataset.painted || 0)", canvas)
+    yield
+    page.wait_for_function("([id, n]) => Number(document.getElementById(id).dataset.painted || 0) > n",
+                           arg=[canvas, count])
+
+
+def pixels(page: Page, canvas: str) -> np.ndarray:
+    return np.asarray(page.evaluate(PIXELS, canvas), dtype=np.float64)
 
 
 def digits(page: Page, canvas: str, cols: int) -> list[float]:
@@ -59,7 +85,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("explorer") / "server.log"
-    address, proc = launch(["-m", "service"], ROOT / "models", log, VAESERVE_DEFAULT_MODEL="vae-z20")
+    address, proc = launch(["-m", "service"], REPOSITORY, log, VAESERVE_DEFAULT_MODEL="vae-z20")
     yield address
     proc.kill()
     proc.wait()
@@ -77,63 +103,63 @@ def page(browser: Browser, url: str) -> Iterator[Page]:
     assert not errors, errors
 
 
-def test_models_are_offered_by_kind(page: Page) -> None:
+def test_models_are_offered_by_kind(page: Page, url: str) -> None:
+    kinds = {m["name"]: m for m in httpx.get(url + "/models").json()["models"]}
     assert page.input_value("#vae-model") == "vae-z20"  # the server's default
-    assert page.input_value("#cvae-model") == "cvae-z20"
+    assert kinds[page.input_value("#cvae-model")]["num_classes"] == 10
     assert page.input_value("#z2-model") == "vae-z2"
     vaes = page.eval_on_selector_all("#vae-model option", "os => os.map(o => o.value)")
-    assert "vae-z5" in vaes and "deep-ae-z20" not in vaes and "cvae-z20" not in vaes
+    assert sorted(vaes) == sorted(n for n, m in kinds.items() if m["generative"] and not m["num_classes"])
 
 
 def test_sample_grid_follows_the_seed(page: Page) -> None:
     assert_digits(digits(page, "sample-grid", 10), 40)
-    first = page.evaluate(PIXELS, "sample-grid")
+    first = pixels(page, "sample-grid")
     page.fill("#seed", "12345")
-    with page.expect_response("**/sample"):
+    with repainted(page, "sample-grid"):
         page.click("#sample-btn")
     assert_digits(digits(page, "sample-grid", 10), 40)
-    assert page.evaluate(PIXELS, "sample-grid") != first
+    assert np.abs(pixels(page, "sample-grid") - first).mean() > 10  # other digits, not noise
     page.fill("#seed", "0")
-    with page.expect_response("**/sample"):
+    with repainted(page, "sample-grid"):
         page.click("#sample-btn")
-    assert page.evaluate(PIXELS, "sample-grid") == first  # same seed, same digits
+    # Same seed, same digits (up to one grey level: float rounding differs with the batch the rows ran in).
+    assert np.abs(pixels(page, "sample-grid") - first).max() <= 2
 
 
 def test_conditional_grid_one_class_per_row(page: Page) -> None:
     assert_digits(digits(page, "cvae-grid", 10), 100)
     page.select_option("#cvae-digit", "3")
-    with page.expect_response("**/decode"):
+    with repainted(page, "cvae-grid"):
         page.click("#cvae-btn")
     assert_digits(digits(page, "cvae-grid", 10), 10)
 
 
 def test_manifold_and_draggable_cursor(page: Page) -> None:
     assert_digits(digits(page, "manifold-grid", 15), 225)
-    box = page.locator("#manifold-stack").bounding_box()
-    assert box is not None
-    before = page.evaluate(PIXELS, "cursor-digit")
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    area = box(page, "#manifold-stack")
+    before = pixels(page, "cursor-digit")
+    page.mouse.move(area["x"] + area["width"] / 2, area["y"] + area["height"] / 2)
     page.mouse.down()
-    page.mouse.move(box["x"] + 0.1 * box["width"], box["y"] + 0.1 * box["height"], steps=8)
+    page.mouse.move(area["x"] + 0.1 * area["width"], area["y"] + 0.1 * area["height"], steps=8)
     page.mouse.up()
     page.wait_for_function("() => document.getElementById('cursor-digit').dataset.z && "
                            "JSON.parse(document.getElementById('cursor-digit').dataset.z)[0] < -1")
     z = page.evaluate("() => JSON.parse(document.getElementById('cursor').dataset.z)")
     assert z[0] < -1 and z[1] > 1  # top-left of the grid: z1 low, z2 high, as the figure is laid out
-    assert page.evaluate(PIXELS, "cursor-digit") != before
+    assert np.abs(pixels(page, "cursor-digit") - before).mean() > 5
     assert_digits(digits(page, "cursor-digit", 1), 1)
 
 
 @pytest.mark.parametrize("method", ["linear", "slerp"])
 def test_interpolation_between_two_samples(page: Page, method: str) -> None:
-    grid = page.locator("#sample-grid").bounding_box()
-    assert grid is not None
+    grid = box(page, "#sample-grid")
     tile = grid["width"] / 10
     page.mouse.click(grid["x"] + tile / 2, grid["y"] + tile / 2)  # sample 0 -> A
     page.mouse.click(grid["x"] + 5.5 * tile, grid["y"] + 2.5 * tile)  # sample 25 -> B
     page.select_option("#interp-method", method)
     page.fill("#interp-steps", "8")
-    with page.expect_response("**/interpolate") as resp:
+    with repainted(page, "interp-strip"), page.expect_response("**/interpolate") as resp:
         page.click("#interp-btn")
     assert resp.value.status == 200 and resp.value.request.post_data_json["method"] == method
     ink = digits(page, "interp-strip", 8)
@@ -142,9 +168,8 @@ def test_interpolation_between_two_samples(page: Page, method: str) -> None:
 
 
 def draw_seven(page: Page) -> None:
-    box = page.locator("#pad").bounding_box()
-    assert box is not None
-    x, y = box["x"], box["y"]
+    pad = box(page, "#pad")
+    x, y = pad["x"], pad["y"]
     page.mouse.move(x + 70, y + 60)
     page.mouse.down()
     page.mouse.move(x + 210, y + 60, steps=12)
@@ -153,7 +178,7 @@ def draw_seven(page: Page) -> None:
 
 
 def test_drawing_is_reconstructed_encoded_and_restyled(page: Page, tmp_path: Path) -> None:
-    with page.expect_response(lambda r: "/decode" in r.url and "cvae" in (r.request.post_data or "")):
+    with repainted(page, "style-row"):
         draw_seven(page)
     assert_digits(digits(page, "drawn-28", 1), 1)
     assert_digits(digits(page, "recon", 1), 1)
@@ -164,10 +189,9 @@ def test_drawing_is_reconstructed_encoded_and_restyled(page: Page, tmp_path: Pat
     assert_digits(digits(page, "style-row", 10), 10)
     # The drawing can be an end of the interpolation (the server encodes it).
     page.click("#use-a")
-    grid = page.locator("#sample-grid").bounding_box()
-    assert grid is not None
+    grid = box(page, "#sample-grid")
     page.mouse.click(grid["x"] + 10, grid["y"] + 10)  # fills B: A is taken
-    with page.expect_response("**/interpolate") as resp:
+    with repainted(page, "interp-strip"), page.expect_response("**/interpolate") as resp:
         page.click("#interp-btn")
     assert "image" in resp.value.request.post_data_json["start"]
     assert_digits(digits(page, "interp-strip", 10), 10)
@@ -178,7 +202,7 @@ def test_drawing_is_reconstructed_encoded_and_restyled(page: Page, tmp_path: Pat
 
 
 def test_api_key_is_asked_for_and_used(browser: Browser, tmp_path: Path) -> None:
-    address, proc = launch(["-m", "service"], ROOT / "models", tmp_path / "server.log",
+    address, proc = launch(["-m", "service"], REPOSITORY, tmp_path / "server.log",
                            VAESERVE_DEFAULT_MODEL="vae-z20", VAESERVE_API_KEY="s3cret")
     try:
         page = browser.new_page()

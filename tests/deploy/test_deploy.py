@@ -105,3 +105,13 @@ def test_docker_build_context_has_what_the_image_copies() -> None:
                 assert (ROOT / src).exists(), src
                 assert src.rstrip("/") not in ignored, f"{src} is copied but .dockerignore drops it"
     assert "HEALTHCHECK" in text and "/readyz" in text and "USER 10001" in text
+
+
+def test_wheel_carries_the_explorer_files(tmp_path: Path) -> None:
+    """The image runs `pip install .` (not editable): without package data the explorer would be missing."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for f in (ROOT / "service" / "static").iterdir():
+        assert f"service/static/{f.name}" in names, f.name
