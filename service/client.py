@@ -23,6 +23,7 @@ import httpx
 import numpy as np
 
 NPY = "application/x-npy"
+NPZ = "application/x-npz"
 RETRY_STATUSES = (429, 503)
 
 
@@ -70,8 +71,12 @@ def _delay(resp: httpx.Response | None, attempt: int, base: float) -> float:
 
 
 def _decode(resp: httpx.Response) -> Any:
-    if resp.headers.get("content-type", "").startswith(NPY):
+    kind = resp.headers.get("content-type", "")
+    if kind.startswith(NPY):
         return np.load(io.BytesIO(resp.content), allow_pickle=False)
+    if kind.startswith(NPZ):
+        with np.load(io.BytesIO(resp.content), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
     return resp.json()
 
 
@@ -101,8 +106,8 @@ class VaeClient(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def _post(self, path: str, body: dict[str, Any], npy: bool = False) -> Any:
-        headers = {"accept": NPY} if npy else {}
+    def _post(self, path: str, body: dict[str, Any], npy: bool = False, npz: bool = False) -> Any:
+        headers = {"accept": NPY} if npy else {"accept": NPZ} if npz else {}
         for attempt in range(self.retries + 1):
             try:
                 resp = self._http.post(path, json=_clean(body), headers=headers)
@@ -146,6 +151,14 @@ class VaeClient(_Base):
         return self._post("/sample", {"model": model, "version": version, "n": n, "seed": seed,
                                       "temperature": temperature, "labels": labels}, npy=True)
 
+    def sample_labelled(self, n: int, *, model: str | None = None, version: int | None = None,
+                        seed: int | None = None, temperature: float | None = None,
+                        labels: Sequence[int] | str = "balanced") -> tuple[np.ndarray, np.ndarray]:
+        """A labelled set from a conditional model in one .npz answer: (images (n, 28, 28), labels (n,))."""
+        r = self._post("/sample", {"model": model, "version": version, "n": n, "seed": seed,
+                                   "temperature": temperature, "labels": labels}, npz=True)
+        return r["images"], r["labels"]
+
     def interpolate(self, start: np.ndarray, end: np.ndarray, steps: int = 10, *, method: str = "linear",
                     model: str | None = None, version: int | None = None, label: int | None = None) -> np.ndarray:
         """(steps, 28, 28) images along the path; start/end are latents (m,) or images (28, 28)."""
@@ -187,8 +200,8 @@ class AsyncVaeClient(_Base):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _post(self, path: str, body: dict[str, Any], npy: bool = False) -> Any:
-        headers = {"accept": NPY} if npy else {}
+    async def _post(self, path: str, body: dict[str, Any], npy: bool = False, npz: bool = False) -> Any:
+        headers = {"accept": NPY} if npy else {"accept": NPZ} if npz else {}
         for attempt in range(self.retries + 1):
             try:
                 resp = await self._http.post(path, json=_clean(body), headers=headers)
@@ -229,6 +242,13 @@ class AsyncVaeClient(_Base):
                      labels: Sequence[int] | str | None = None) -> np.ndarray:
         return await self._post("/sample", {"model": model, "version": version, "n": n, "seed": seed,
                                             "temperature": temperature, "labels": labels}, npy=True)
+
+    async def sample_labelled(self, n: int, *, model: str | None = None, version: int | None = None,
+                              seed: int | None = None, temperature: float | None = None,
+                              labels: Sequence[int] | str = "balanced") -> tuple[np.ndarray, np.ndarray]:
+        r = await self._post("/sample", {"model": model, "version": version, "n": n, "seed": seed,
+                                         "temperature": temperature, "labels": labels}, npz=True)
+        return r["images"], r["labels"]
 
     async def interpolate(self, start: np.ndarray, end: np.ndarray, steps: int = 10, *, method: str = "linear",
                           model: str | None = None, version: int | None = None, label: int | None = None

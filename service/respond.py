@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any
 
 import numpy as np
@@ -13,10 +14,27 @@ from starlette.responses import Response
 from service.images import array_to_png, to_npy
 
 NPY = "application/x-npy"
+NPZ = "application/x-npz"
+NPZ_FIELDS = ("z", "labels", "mse", "seed")  # what travels beside the images in an .npz answer
 
 
 def wants_npy(request: Request) -> bool:
     return NPY in request.headers.get("accept", "")
+
+
+def wants_npz(request: Request) -> bool:
+    return NPZ in request.headers.get("accept", "")
+
+
+def npz_body(images: np.ndarray, payload: dict[str, Any]) -> bytes:
+    """An uncompressed .npz: `images` float32 (B, 28, 28) plus z, labels, mse, seed where the answer has them."""
+    arrays = {"images": images.astype(np.float32, copy=False)}
+    for key in NPZ_FIELDS:
+        if payload.get(key) is not None:
+            arrays[key] = np.asarray(payload[key])
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
 
 
 def _fallback(obj: Any) -> Any:
@@ -37,9 +55,14 @@ def json_response(payload: dict[str, Any]) -> Response:
 
 async def respond(request: Request, payload: dict[str, Any], images: np.ndarray, fmt: str,
                   model: str, version: int, extra: dict[str, str] | None = None) -> Response:
-    """An images answer: .npy when asked for, else JSON with `images` as pixels or PNGs."""
+    """An images answer: .npy or .npz when asked for, else JSON with `images` as pixels or PNGs."""
     if wants_npy(request):
         return npy_response(images, model, version, extra)
+    if wants_npz(request):
+        body = await asyncio.to_thread(npz_body, images, payload) if len(images) > OFFLOAD_ROWS else \
+            npz_body(images, payload)
+        return Response(body, media_type=NPZ, headers={"x-model": model, "x-model-version": str(version),
+                                                       **(extra or {})})
 
     def build() -> Response:
         return json_response({**payload, "images": images_field(images, fmt)})

@@ -35,8 +35,10 @@ from service.state import AppState
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (401, 404, 408, 413, 422, 429, 503, 504)}
-# With `Accept: application/x-npy` the 200 answer is a NumPy .npy file instead of JSON.
-ERRORS[200] = {"content": {"application/x-npy": {"schema": {"type": "string", "format": "binary"}}}}
+# With `Accept: application/x-npy` the 200 answer is a NumPy .npy file instead of JSON; routes that answer
+# images also give an .npz (images plus z, labels, mse, seed) for `Accept: application/x-npz`.
+ERRORS[200] = {"content": {"application/x-npy": {"schema": {"type": "string", "format": "binary"}},
+                           "application/x-npz": {"schema": {"type": "string", "format": "binary"}}}}
 router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
 
 

@@ -45,6 +45,9 @@ def test_sync_client_against_live_server(server: tuple[str, subprocess.Popen]) -
         assert c.interpolate(cmu[0], cmu[1], steps=3, model="cvae-z4", label=5).shape == (3, 28, 28)
         with pytest.raises(VaeServeError, match="send labels"):
             c.encode(digits[:1], model="cvae-z4")
+        images, labels = c.sample_labelled(10, model="cvae-z4", seed=1)
+        assert images.shape == (10, 28, 28) and labels.tolist() == list(range(10))
+        np.testing.assert_array_equal(images, digits)  # the same seed: the same digits
 
 
 def test_async_client_against_live_server(server: tuple[str, subprocess.Popen]) -> None:
@@ -54,6 +57,8 @@ def test_async_client_against_live_server(server: tuple[str, subprocess.Popen]) 
         async with AsyncVaeClient(url) as c:
             batches = await asyncio.gather(*[c.sample(2, seed=i) for i in range(8)])
             assert all(b.shape == (2, 28, 28) for b in batches)
+            imgs, labels = await c.sample_labelled(4, model="cvae-z4", labels=[7, 7, 1, 1])
+            assert imgs.shape == (4, 28, 28) and labels.tolist() == [7, 7, 1, 1]
             mu, _ = await c.encode(batches[0])
             assert (await c.decode(mu)).shape == (2, 28, 28)
 

@@ -132,6 +132,22 @@ def test_conditional_encode_reconstruct_interpolate_take_labels(client: TestClie
     np.testing.assert_allclose(np.array(path.json()["images"][-1]), last, atol=1e-5)
 
 
+def test_balanced_labelled_set_as_npz(client: TestClient) -> None:
+    """Bulk labelled digits: images, labels and z in one .npz, equal to the JSON answer of the same seed."""
+    body = {"model": "cvae-z4", "n": 100, "labels": "balanced", "seed": 5}
+    r = client.post("/sample", json=body, headers={"accept": "application/x-npz"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-npz"
+    npz = np.load(io.BytesIO(r.content), allow_pickle=False)
+    assert npz["images"].shape == (100, 28, 28) and npz["images"].dtype == np.float32
+    assert npz["labels"].tolist() == [i % 10 for i in range(100)] and int(npz["seed"]) == 5
+    as_json = client.post("/sample", json=body).json()
+    np.testing.assert_array_equal(npz["images"], np.array(as_json["images"], dtype=np.float32))
+    np.testing.assert_allclose(npz["z"], as_json["z"], atol=1e-6)
+    rec = client.post("/reconstruct", json={"images": [{"pixels": [[0.5] * 28] * 28}]},
+                      headers={"accept": "application/x-npz"})
+    assert set(np.load(io.BytesIO(rec.content)).files) == {"images", "mse"}
+
+
 def test_interpolate_ends_included(client: TestClient, tiny_repo: Path) -> None:
     a, b = [1.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]
     lin = client.post("/interpolate", json={"start": {"z": a}, "end": {"z": b}, "steps": 5}).json()
