@@ -16,6 +16,16 @@ def newest(repository: Path) -> list[Path]:
     return out
 
 
+def _note(meta: dict) -> str:
+    spec = meta["config"]["spec"]
+    if (meta["kind"], spec["arch"], spec["width"], meta["latent_dim"], meta["config"]["epochs"]) == \
+            ("vae", "mlp", 400, 20, 10):
+        return "pytorch/examples architecture (baseline)"
+    if meta["kind"] == "cvae":
+        return "conditional: NLL is -log p(x | y)"
+    return ""
+
+
 def table(paths: list[Path]) -> str:
     rows = ["| model | kind | m | arch | epochs | test MSE | -ELBO | IWAE NLL (k) | other | train time |",
             "|---|---|---:|---|---:|---:|---:|---:|---|---|"]
@@ -33,6 +43,8 @@ def table(paths: list[Path]) -> str:
                          f"({ev['denoised_over_noisy']:.2f}x)")
         if "binarised" in ev.get("protocol", ""):
             other.append(ev["protocol"])
+        if _note(meta):
+            other.append(_note(meta))
         nll = f"{ev['iwae_nll']:.2f} ({ev['iwae_k']})" if "iwae_nll" in ev else ""
         elbo = f"{ev['neg_elbo']:.2f}" if "neg_elbo" in ev else ""
         m = meta["metrics"]
@@ -56,8 +68,9 @@ def judge_table(paths: list[Path]) -> str:
             continue
         ref = ref or j["real_train_reference"]
         cond = f"{j['cond_acc']:.1%}" if "cond_acc" in j else ""
-        rows.append(f"| {meta['name']} v{meta['version']} | {meta['kind']} | {meta['latent_dim']} | {j['n']} | "
-                    f"{j['confident']:.1%} | {j['class_entropy_bits']:.3f} | {j['frechet']:.3f} | {cond} |")
+        baseline = " (baseline)" if "baseline" in _note(meta) else ""
+        rows.append(f"| {meta['name']} v{meta['version']}{baseline} | {meta['kind']} | {meta['latent_dim']} | "
+                    f"{j['n']} | {j['confident']:.1%} | {j['class_entropy_bits']:.3f} | {j['frechet']:.3f} | {cond} |")
     if ref is not None:
         rows.append(f"| real digits (10k training images) | | | 10000 | {ref['confident']:.1%} | "
                     f"{ref['class_entropy_bits']:.3f} | {ref['frechet']:.3f} | {ref['cond_acc']:.1%} |")

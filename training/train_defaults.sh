@@ -15,7 +15,7 @@ run $PY -m training train --kind vae --latent-dim 20 --width 96 --epochs 50 "${c
 # The pytorch/examples VAE, reproduced as the baseline row (784-400-20, 10 epochs, batch 128, Adam 1e-3).
 run $PY -m training train --kind vae --arch mlp --width 400 --latent-dim 20 --epochs 10 --name vae-mlp-z20
 # The conditional VAE: a narrow conv body (fits the repository's 25 MB and trains on a 2-core CPU in ~20 min).
-run $PY -m training train --kind cvae --width 32 --latent-dim 10 --epochs 12 --name cvae-z10
+run $PY -m training train --kind cvae --width 32 --latent-dim 10 --epochs 30 --name cvae-z10
 # The judge of generated digits (judge/mnist-cnn.ts; not a VAE, never served).
 run $PY -m training train-judge
 # Literature protocol (not shipped): dynamic binarisation, binarised test set, IWAE k=5000.
