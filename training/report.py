@@ -22,7 +22,7 @@ def _note(meta: dict) -> str:
             ("vae", "mlp", 400, 20, 10):
         return "pytorch/examples architecture (baseline)"
     if meta["kind"] == "cvae":
-        return "conditional: NLL is -log p(x | y)"
+        return "conditional: NLL of x given its label"
     return ""
 
 
