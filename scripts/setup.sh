@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install vaeserve with its test tools. Idempotent; safe to run again.
+# Usage: bash scripts/setup.sh [--tests]
 # torch is pinned to 2.13.0 (a CPU build on this kind of machine); the Docker image installs CUDA torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,8 +8,13 @@ PY=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
-# The explorer's browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
-if [[ ! -x /usr/bin/chromium && -z "${VAESERVE_CHROMIUM:-}" ]] && command -v apt-get >/dev/null; then
-  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+# --tests: also Debian's Chromium for the explorer's browser tests (Playwright's own browser downloads are not
+# used). Needs root or password-less sudo; without it, say so and go on (the browser tests will say it again).
+if [[ "${1:-}" == "--tests" && ! -x /usr/bin/chromium && -z "${VAESERVE_CHROMIUM:-}" ]]; then
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo -n"
+  if ! { command -v apt-get >/dev/null && $SUDO apt-get update -qq && \
+         $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; then
+    echo "setup: could not install chromium (apt-get as root); tests/browser needs /usr/bin/chromium" \
+         "or VAESERVE_CHROMIUM=/path/to/chromium" >&2
+  fi
 fi
