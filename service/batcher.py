@@ -72,7 +72,9 @@ class Batcher:
     async def submit(self, x: torch.Tensor, labels: torch.Tensor | None, deadline: float) -> torch.Tensor:
         """Queue rows x (n, ...) and wait for their outputs, in order."""
         n = len(x)
-        if self.queued_rows + n > self.queue_rows:
+        # A request bigger than the whole queue is still admitted when nothing waits (it was capped by the
+        # route's own limit); refusing it would make a retry pointless, since it could never fit.
+        if self.queued_rows and self.queued_rows + n > self.queue_rows:
             raise QueueFull(f"queue full ({self.queued_rows} rows waiting, capacity {self.queue_rows})")
         self.start()
         loop = asyncio.get_running_loop()

@@ -90,7 +90,7 @@ class _Base:
 class VaeClient(_Base):
     """Blocking client; use as a context manager or call close()."""
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None, timeout: float = 30.0,
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None, timeout: float = 35.0,
                  retries: int = 5, backoff: float = 0.05, max_connections: int = 32,
                  transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(base_url, api_key, retries, backoff)
@@ -184,7 +184,7 @@ def _end(x: np.ndarray) -> dict[str, Any]:
 class AsyncVaeClient(_Base):
     """The same API as VaeClient, awaitable; share one instance across tasks."""
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None, timeout: float = 30.0,
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None, timeout: float = 35.0,
                  retries: int = 5, backoff: float = 0.05, max_connections: int = 64,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(base_url, api_key, retries, backoff)

@@ -93,6 +93,26 @@ def test_full_queue_refuses_at_once(executor: ThreadPoolExecutor) -> None:
     asyncio.run(go())
 
 
+def test_request_bigger_than_the_queue_runs_when_nothing_waits(executor: ThreadPoolExecutor) -> None:
+    async def go() -> None:
+        rec = Recorder()
+        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=10)
+        out = await b.submit(torch.ones(25, 1), None, far())  # 25 rows > capacity 10, queue empty
+        assert out.shape == (25, 1) and float(out.sum()) == 50
+        rec.gate.clear()
+        held = asyncio.create_task(b.submit(torch.zeros(4, 1), None, far()))
+        await asyncio.sleep(0.02)  # the worker holds those 4 rows
+        waiting = asyncio.create_task(b.submit(torch.zeros(2, 1), None, far()))
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFull):  # now rows wait, and 25 more would overflow
+            await b.submit(torch.zeros(25, 1), None, far())
+        rec.gate.set()
+        await asyncio.gather(held, waiting)
+        await b.stop()
+
+    asyncio.run(go())
+
+
 def test_deadline_gives_deadline_exceeded(executor: ThreadPoolExecutor) -> None:
     async def go() -> None:
         rec = Recorder()
