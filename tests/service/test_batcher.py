@@ -228,3 +228,15 @@ def test_too_many_in_flight_is_429_at_the_door(tiny_repo: Path) -> None:
     assert 429 in codes and 200 in codes and set(codes) <= {200, 429}
     busy = next(r for r in rs if r.status_code == 429)
     assert "in flight" in busy.json()["error"] and busy.headers["retry-after"] == "1"
+
+
+def test_sample_bigger_than_the_queue_is_served(tiny_repo: Path) -> None:
+    """n above queue_rows must not get a 429 that no retry could ever pass."""
+    app = create_app(make_settings(tiny_repo, queue_rows=8, max_batch_rows=4))
+
+    async def go():
+        return await _concurrent(app, [("/sample", {"n": 50, "seed": 1})])
+
+    (r,) = _with_lifespan(app, go)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["images"]) == 50
