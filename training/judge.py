@@ -95,6 +95,8 @@ def load_judge(path: Path, device: torch.device) -> tuple[torch.jit.ScriptModule
     meta = json.loads(files["meta.json"])
     if meta.get("kind") != "judge":
         raise ValueError(f"{path} is not a judge checkpoint (kind {meta.get('kind')!r})")
+    if weights_sha256(ts) != meta.get("weights_sha256"):  # scores from altered weights would mean nothing
+        raise ValueError(f"{path}: weights do not match the weights_sha256 in its meta")
     return ts.eval(), meta
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from training.__main__ import main
 from training.export import read_meta
@@ -61,3 +62,12 @@ def test_train_judge_then_judge_generators(idx_dir: Path, tmp_path: Path, capsys
     assert main(["judge", str(repo / "vae-z3" / "1" / "model.ts"), "--judge", str(repo / "vae-z3" / "1" / "model.ts"),
                  "--idx-dir", str(idx_dir), "-n", "10", "--device", "cpu"]) == 2
     assert "not a judge" in capsys.readouterr().err
+    # A judge whose weights were changed after export is refused.
+    files = {"meta.json": ""}
+    module = torch.jit.load(str(judge), _extra_files=files)
+    with torch.no_grad():
+        module.head.bias.add_(1.0)
+    torch.jit.save(module, str(tmp_path / "tampered.ts"), _extra_files=files)
+    assert main(["judge", str(repo / "vae-z3" / "1" / "model.ts"), "--judge", str(tmp_path / "tampered.ts"),
+                 "--idx-dir", str(idx_dir), "-n", "10", "--device", "cpu"]) == 2
+    assert "weights do not match" in capsys.readouterr().err
