@@ -3,6 +3,7 @@ tensor-in/tensor-out models named <name>-encoder and <name>-decoder.
 
   <name>-encoder: input  x  FP32 [-1, 1, 28, 28] in [0,1] -> outputs mu, logvar FP32 [-1, m]
   <name>-decoder: input  z  FP32 [-1, m] (+ labels INT64 [-1] for conditional models) -> x FP32 [-1, 1, 28, 28]
+  (the encoder of a conditional model takes the same 'labels' input beside x)
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def describe(ckpt: Checkpoint, part: str) -> dict[str, Any]:
         inputs, outputs = [{"name": "x", **image}], [{"name": "mu", **latent}, {"name": "logvar", **latent}]
     else:
         inputs, outputs = [{"name": "z", **latent}], [{"name": "x", **image}]
-        if ckpt.num_classes:
-            inputs.append({"name": "labels", "datatype": "INT64", "shape": [-1]})
+    if ckpt.num_classes:  # conditional: one class per row, on both halves
+        inputs.append({"name": "labels", "datatype": "INT64", "shape": [-1]})
     return {"name": f"{ckpt.name}-{part}", "versions": [str(ckpt.version)], "platform": "pytorch_torchscript",
             "inputs": inputs, "outputs": outputs}
 
@@ -110,6 +111,21 @@ async def model_ready(model: str, state: State) -> Response:
     return json_response({"name": model, "ready": True})
 
 
+def _labels(inputs: dict[str, InferTensor], ckpt: Checkpoint, rows: int, part: str,
+            max_rows: int) -> torch.Tensor | None:
+    """The INT64 'labels' input of a conditional model (one per row), or None for an unconditional one."""
+    if not ckpt.num_classes:
+        if "labels" in inputs:
+            raise ApiError(422, f"{ckpt.name} is not conditional: send no 'labels' input")
+        return None
+    if "labels" not in inputs:
+        raise ApiError(422, f"conditional {part} needs input 'labels', INT64 [-1]")
+    lab = _tensor(inputs["labels"], [], "INT64", max_rows)
+    if len(lab) != rows or lab.min() < 0 or lab.max() >= ckpt.num_classes:
+        raise ApiError(422, f"labels: one per row, each in 0..{ckpt.num_classes - 1}")
+    return torch.from_numpy(lab)
+
+
 async def _infer(model: str, version: int | None, req: InferRequest, state: AppState) -> Response:
     ckpt, part = split_name(state, model, version)
     inputs = {t.name: t for t in req.inputs}
@@ -120,9 +136,8 @@ async def _infer(model: str, version: int | None, req: InferRequest, state: AppS
         x = _tensor(inputs["x"], [1, 28, 28], "FP32", max_rows)
         if x.min() < 0 or x.max() > 1:
             raise ApiError(422, "input x: pixels must lie in [0, 1]")
-        if ckpt.num_classes:
-            raise ApiError(422, f"{ckpt.name} is conditional; its encoder is not served over v2")
-        out = (await state.run(ckpt, "encode", torch.from_numpy(x.astype(np.float32)), None, state.deadline()))
+        labels = _labels(inputs, ckpt, len(x), part, max_rows)
+        out = (await state.run(ckpt, "encode", torch.from_numpy(x.astype(np.float32)), labels, state.deadline()))
         m = ckpt.latent_dim
         arrays = {"mu": out[:, :m].numpy(), "logvar": out[:, m:].numpy()}
     else:
@@ -131,14 +146,7 @@ async def _infer(model: str, version: int | None, req: InferRequest, state: AppS
         z = _tensor(inputs["z"], [ckpt.latent_dim], "FP32", max_rows)
         if np.abs(z).max() > 1e3:
             raise ApiError(422, "input z: values must lie in [-1000, 1000]")
-        labels = None
-        if ckpt.num_classes:
-            if "labels" not in inputs:
-                raise ApiError(422, "conditional decoder needs input 'labels', INT64 [-1]")
-            lab = _tensor(inputs["labels"], [], "INT64", max_rows)
-            if len(lab) != len(z) or lab.min() < 0 or lab.max() >= ckpt.num_classes:
-                raise ApiError(422, f"labels: one per row of z, each in 0..{ckpt.num_classes - 1}")
-            labels = torch.from_numpy(lab)
+        labels = _labels(inputs, ckpt, len(z), part, max_rows)
         out = await state.run(ckpt, "decode", torch.from_numpy(z.astype(np.float32)), labels, state.deadline())
         arrays = {"x": out.numpy()[:, None]}
     wanted = [o.get("name") for o in (req.outputs or [])] or list(arrays)

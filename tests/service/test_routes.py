@@ -212,6 +212,25 @@ def test_v2_protocol(client: TestClient, tiny_repo: Path) -> None:
     assert client.post("/v2/models/vae-z4/infer", json={"inputs": []}).status_code in (404, 422)
 
 
+def test_v2_conditional_encoder_and_decoder_take_labels(client: TestClient, tiny_repo: Path) -> None:
+    meta = client.get("/v2/models/cvae-z4-encoder").json()
+    assert {"name": "labels", "datatype": "INT64", "shape": [-1]} in meta["inputs"]
+    x = np.random.default_rng(2).random((2, 1, 28, 28)).astype(np.float32)
+    lab = {"name": "labels", "shape": [2], "datatype": "INT64", "data": [4, 9]}
+    xin = {"name": "x", "shape": [2, 1, 28, 28], "datatype": "FP32", "data": x.flatten().tolist()}
+    r = client.post("/v2/models/cvae-z4-encoder/infer", json={"inputs": [xin, lab]})
+    assert r.status_code == 200, r.text
+    with torch.no_grad():
+        mu, _ = ts(tiny_repo, "cvae-z4").encode(torch.from_numpy(x), torch.tensor([4, 9]))
+    np.testing.assert_allclose(r.json()["outputs"][0]["data"], mu.flatten().numpy(), atol=1e-5)
+    missing = client.post("/v2/models/cvae-z4-encoder/infer", json={"inputs": [xin]})
+    assert missing.status_code == 422 and "needs input 'labels'" in missing.json()["error"]
+    one = {"name": "x", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": x[0].flatten().tolist()}
+    extra = client.post("/v2/models/vae-z4-encoder/infer",
+                        json={"inputs": [one, {**lab, "shape": [1], "data": [1]}]})
+    assert extra.status_code == 422 and "not conditional" in extra.json()["error"]
+
+
 def test_large_answers_serialised_off_the_loop_are_identical(client: TestClient) -> None:
     """Answers over 64 images are built on a thread; they hold the same images as the .npy answer."""
     big = client.post("/sample", json={"n": 100, "seed": 9, "format": "png"}).json()
