@@ -201,7 +201,8 @@ function moveCursor(u, v) {
   const n = Number($("manifold-n").value);
   const z = [quantile(u, n), quantile(1 - v, n)];
   cur.dataset.z = JSON.stringify(z);
-  $("cursor-z").textContent = `(${z[0].toFixed(2)}, ${z[1].toFixed(2)})`;
+  const fmt = (v) => (Math.abs(v) < 0.005 ? 0 : v).toFixed(2); // no "-0.00"
+  $("cursor-z").textContent = `(${fmt(z[0])}, ${fmt(z[1])})`;
   decodeAtCursor(z);
 }
 
@@ -334,6 +335,8 @@ async function analyseDrawing() {
   const img = padTo28();
   if (!img) return;
   state.drawn = img;
+  const seq = (state.drawSeq = (state.drawSeq || 0) + 1); // answers to an older stroke must not paint over newer
+  const current = () => seq === state.drawSeq;
   const pixels = to2d(img);
   paint($("drawn-28").getContext("2d"), img, 0, 0, 112);
   const name = model("vae-model");
@@ -342,11 +345,12 @@ async function analyseDrawing() {
       api("/reconstruct", { model: name, images: [{ pixels }] }),
       api("/encode", { model: name, images: [{ pixels }] }),
     ]);
+    if (!current()) return;
     paint($("recon").getContext("2d"), rec.images[0], 0, 0, 112);
     $("recon-mse").textContent = `MSE per pixel ${rec.mse[0].toFixed(4)}`;
     drawBars(enc.mu[0], enc.logvar ? enc.logvar[0] : null);
   }
-  await styleRow(pixels);
+  await styleRow(pixels, current);
 }
 
 function drawBars(mu, logvar) {
@@ -371,16 +375,17 @@ function drawBars(mu, logvar) {
 }
 
 // Which class fits the drawing best under the cvae? Reconstruct it under all ten and keep the lowest MSE.
-async function styleRow(pixels) {
+async function styleRow(pixels, current) {
   const name = model("cvae-model");
   if (!name) return;
   const labels = [...Array(10).keys()];
   const images = labels.map(() => ({ pixels }));
   const rec = await api("/reconstruct", { model: name, images, labels });
   const best = rec.mse.indexOf(Math.min(...rec.mse));
-  $("style-label").textContent = `${best}`;
   const enc = await api("/encode", { model: name, images: [{ pixels }], labels: [best] });
   const out = await api("/decode", { model: name, z: labels.map(() => enc.mu[0]), labels }, { npy: true });
+  if (!current()) return;
+  $("style-label").textContent = `${best}`;
   paintGrid($("style-row"), npyRows(out), 10);
 }
 
