@@ -23,6 +23,13 @@ from service.settings import Settings, get_settings
 from service.state import AppState
 
 STATIC = Path(__file__).parent / "static"  # the latent-space explorer: plain files, no build step
+# The page loads only its own files and talks only to this server; nothing may frame it.
+PAGE_HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
+                               "form-action 'self'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def explorer() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],

@@ -96,6 +96,8 @@ def page(browser: Browser, url: str) -> Iterator[Page]:
     page = browser.new_page(viewport={"width": 1100, "height": 1400})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # Console errors too: a Content-Security-Policy violation or a failed load shows up only there.
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(url + "/")
     page.wait_for_selector("body[data-ready='1']", timeout=30000)
     yield page

@@ -14,6 +14,8 @@ def test_explorer_files_are_served(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "/explorer/explorer.js" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
     js = client.get("/explorer/explorer.js")
     assert js.status_code == 200 and "javascript" in js.headers["content-type"]
     assert client.get("/explorer/explorer.css").headers["content-type"].startswith("text/css")
