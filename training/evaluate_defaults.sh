@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Evaluate the newest version of every model in models/ (IWAE k=1000) and the binarised run (k=5000).
 set -euo pipefail
+shopt -s nullglob  # a repository without cvae models is fine
 PY=${PYTHON:-python}
 EXTRA=("$@")
 run() { if [[ "${PARALLEL:-0}" == 1 ]]; then "$@" "${EXTRA[@]}" & else "$@" "${EXTRA[@]}"; fi; }
