@@ -58,21 +58,24 @@ async def respond(request: Request, payload: dict[str, Any], images: np.ndarray,
     """An images answer: .npy or .npz when asked for, else JSON with `images` as pixels or PNGs."""
     if wants_npy(request):
         return npy_response(images, model, version, extra)
-    if wants_npz(request):
-        body = await asyncio.to_thread(npz_body, images, payload) if len(images) > OFFLOAD_ROWS else \
-            npz_body(images, payload)
-        return Response(body, media_type=NPZ, headers={"x-model": model, "x-model-version": str(version),
-                                                       **(extra or {})})
+    npz = wants_npz(request)
 
     def build() -> Response:
+        if npz:
+            return Response(npz_body(images, payload), media_type=NPZ, headers=model_headers(model, version, extra))
         return json_response({**payload, "images": images_field(images, fmt)})
 
     return await asyncio.to_thread(build) if len(images) > OFFLOAD_ROWS else build()
 
 
+def model_headers(model: str, version: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The headers that name the answering model on a binary (.npy/.npz) answer."""
+    return {"x-model": model, "x-model-version": str(version), **(extra or {})}
+
+
 def npy_response(array: np.ndarray, model: str, version: int, extra: dict[str, str] | None = None) -> Response:
-    headers = {"x-model": model, "x-model-version": str(version), **(extra or {})}
-    return Response(to_npy(array.astype(np.float32, copy=False)), media_type=NPY, headers=headers)
+    return Response(to_npy(array.astype(np.float32, copy=False)), media_type=NPY,
+                    headers=model_headers(model, version, extra))
 
 
 def images_field(images: np.ndarray, fmt: str) -> Any:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from model.judge import JudgeCNN
 from training.data import Mnist
+from training.evaluate import load
 from training.export import code_commit, save, weights_sha256
 from training.loop import to_tensor
 
@@ -88,16 +89,12 @@ def train_judge(ds: Mnist, out: Path, epochs: int = 6, batch_size: int = 128, lr
 
 
 def load_judge(path: Path, device: torch.device) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    import json
-
-    files = {"meta.json": ""}
-    ts = torch.jit.load(str(path), map_location=device, _extra_files=files)
-    meta = json.loads(files["meta.json"])
+    ts, meta = load(path, device)
     if meta.get("kind") != "judge":
         raise ValueError(f"{path} is not a judge checkpoint (kind {meta.get('kind')!r})")
     if weights_sha256(ts) != meta.get("weights_sha256"):  # scores from altered weights would mean nothing
         raise ValueError(f"{path}: weights do not match the weights_sha256 in its meta")
-    return ts.eval(), meta
+    return ts, meta
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -143,8 +140,6 @@ def score_images(judge: torch.jit.ScriptModule, x: torch.Tensor, real_features: 
 def judge_generator(checkpoint: Path, judge_path: Path, ds: Mnist, n: int = 10000, seed: int = 0,
                     device: torch.device = CPU) -> dict[str, Any]:
     """Draw n samples from the prior of a generative checkpoint and score them with the judge."""
-    from training.evaluate import load
-
     ts, meta = load(checkpoint, device)
     if not meta.get("generative"):
         raise ValueError(f"{checkpoint} is a {meta['kind']}: it has no prior to sample from")

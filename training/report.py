@@ -43,8 +43,9 @@ def table(paths: list[Path]) -> str:
                          f"({ev['denoised_over_noisy']:.2f}x)")
         if "binarised" in ev.get("protocol", ""):
             other.append(ev["protocol"])
-        if _note(meta):
-            other.append(_note(meta))
+        note = _note(meta)
+        if note:
+            other.append(note)
         nll = f"{ev['iwae_nll']:.2f} ({ev['iwae_k']})" if "iwae_nll" in ev else ""
         elbo = f"{ev['neg_elbo']:.2f}" if "neg_elbo" in ev else ""
         m = meta["metrics"]
