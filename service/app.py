@@ -13,12 +13,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
-from pydantic.json_schema import models_json_schema
 from starlette.responses import FileResponse
 
 from service import errors
-from service.middleware import ServiceMiddleware
-from service.routes import infer, ops, v2
+from service.middleware import ApiKeyAuth, BodyLimit, RequestContext
+from service.routes import ops, table, v2
 from service.settings import Settings, get_settings
 from service.state import AppState
 
@@ -54,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Autoencoders and VAEs on MNIST: encode, decode, sample, interpolate, reconstruct.")
     app.state.vae = state
     errors.install(app)
-    app.include_router(infer.router)
+    app.router.routes[:0] = table.routes()  # inference first: plain routes, matched before FastAPI's
     app.include_router(ops.router)
     app.include_router(v2.router)
     app.mount("/explorer", StaticFiles(directory=STATIC), name="explorer")
@@ -63,24 +62,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def explorer() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
+    # add_middleware wraps: the last added runs first. Request context outermost (it sees every answer).
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["content-type", "accept", "x-api-key", "x-request-id"])
-    fast = {"/encode": infer.encode, "/decode": infer.decode, "/sample": infer.sample,
-            "/interpolate": infer.interpolate, "/reconstruct": infer.reconstruct}
-    if settings.cors_origins:  # the fast path would skip the CORS middleware inside it
-        fast = {}
-    app.add_middleware(ServiceMiddleware, state=state, fast_routes=fast)
-    app.openapi = lambda: openapi_with_bodies(app)  # type: ignore[method-assign]
+                           allow_headers=["content-type", "accept", "x-api-key", "x-request-id",
+                                          "inference-header-content-length"],
+                           expose_headers=["x-request-id", "x-seed", "x-model", "x-model-version",
+                                           "inference-header-content-length"])
+    app.add_middleware(BodyLimit, state=state)
+    app.add_middleware(ApiKeyAuth, state=state)
+    app.add_middleware(RequestContext, state=state)
+    app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
 
 
-def openapi_with_bodies(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema plus the request bodies that the inference routes parse themselves."""
+def openapi_schema(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema of its own routes plus the inference route table's."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        _, defs = models_json_schema([(m, "validation") for m in infer.REQUESTS],
-                                     ref_template="#/components/schemas/{model}")
-        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
-        app.openapi_schema = schema
+        app.openapi_schema = table.openapi(schema)
     return app.openapi_schema

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 
 import torch
 
+from service.domain import DeadlineExceeded
+
 
 class QueueFull(Exception):
     """The queue holds queue_rows rows already: the caller should answer 429."""
-
-
-class DeadlineExceeded(Exception):
-    """The request's deadline passed before its rows were computed: answer 504."""
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""Errors as JSON bodies that say what was wrong and what is allowed: {"error": ..., "detail": ...}."""
+"""The one module that turns the service's errors into HTTP answers: {"error": ..., "detail": ...}.
+
+Domain errors (service/domain.py) map by class; FastAPI's own validation and HTTP exceptions (the
+non-inference routes) are rewritten into the same body shape, so every error a client sees says what
+was wrong, and the Open Inference Protocol's `{"error": "..."}` is met by the same body.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,20 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from service.domain import (
+    BodyRefused,
+    DeadlineExceeded,
+    InvalidInput,
+    NotReady,
+    Retryable,
+    ServiceError,
+    Unauthorized,
+    UnknownModel,
+)
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.detail, self.headers = status, message, detail, headers or {}
+STATUS: list[tuple[type[ServiceError], int]] = [  # first match wins
+    (InvalidInput, 422), (UnknownModel, 404), (Unauthorized, 401), (DeadlineExceeded, 504),
+]
 
 
 def json_error(status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None) -> Response:
@@ -22,34 +36,46 @@ def json_error(status: int, message: str, detail: Any = None, headers: dict[str,
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-def _clean(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def status_of(exc: ServiceError) -> tuple[int, dict[str, str]]:
+    """HTTP status and extra headers for a domain error."""
+    if isinstance(exc, Retryable):
+        return (503 if isinstance(exc, NotReady) else 429), {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, BodyRefused):
+        return (413 if exc.too_large else 408), {"Connection": "close"}
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status, {}
+    return 500, {}
+
+
+def error_response(exc: ServiceError) -> Response:
+    status, headers = status_of(exc)
+    return json_error(status, exc.message, exc.detail, headers)
+
+
+def clean(errors: list[Any]) -> list[dict[str, Any]]:
     """Pydantic errors without echoing the (possibly huge) input back."""
-    out = []
-    for e in errors[:20]:
-        item = {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-        out.append(item)
-    return out
+    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors[:20]]
 
 
-def api_error_response(exc: ApiError) -> Response:
-    return json_error(exc.status, exc.message, exc.detail, exc.headers)
-
-
-def invalid_response(exc: RequestValidationError) -> Response:
-    errs = _clean(list(exc.errors()))
+def invalid_body(errors: list[Any]) -> InvalidInput:
+    """A pydantic validation failure as one InvalidInput naming the first bad field."""
+    errs = clean(errors)
     first = errs[0] if errs else {"loc": [], "msg": "invalid body"}
     where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
-    return json_error(422, f"invalid request: {where}: {first['msg']}", errs)
+    return InvalidInput(f"invalid request: {where}: {first['msg']}", errs)
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> Response:
-        return api_error_response(exc)
+    """Exception handlers of the one app: every route, inference or not, answers errors the same way."""
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError) -> Response:
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:
-        return invalid_response(exc)
+        return error_response(invalid_body(list(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:

@@ -1,5 +1,10 @@
-"""One pure-ASGI middleware (cheaper than a stack of BaseHTTPMiddleware): request id, body-size
-limit (413 before the body is read whole), API key, draining, metrics and access logs."""
+"""The middleware stack, one concern each, all pure ASGI (cheaper than BaseHTTPMiddleware). None of
+them knows an endpoint: labels come from the route the router matched.
+
+  RequestContext  request id, `Connection: close` while draining, metrics by route, access log
+  ApiKeyAuth      X-API-Key on everything but health, metrics and the explorer's files
+  BodyLimit       413 before a too-large body is read, 408 for a body that arrives too slowly
+"""
 
 from __future__ import annotations
 
@@ -8,181 +13,166 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from fastapi.exceptions import RequestValidationError
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ApiError, api_error_response, invalid_response
+from service.domain import BodyRefused, ServiceError, Unauthorized
+from service.errors import status_of
 from service.state import AppState
 
 log = logging.getLogger("vaeserve.access")
 
-INFER = {"/encode", "/decode", "/sample", "/interpolate", "/reconstruct"}
 OPEN = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready", "/"}
 OPEN_PREFIX = "/explorer/"  # the explorer's static files; the calls the page makes still need the key
 
 
-class BodyRefused(Exception):
-    """The body was too large or too slow; the answer is in the middleware's `body_error`."""
+async def send_error(send: Send, exc: ServiceError) -> None:
+    """Answer a domain error straight from a middleware (same body as errors.error_response)."""
+    status, extra = status_of(exc)
+    body = orjson.dumps({"error": exc.message, "detail": exc.detail}, default=str)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               *((k.lower().encode(), v.encode()) for k, v in extra.items())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
-class ServiceMiddleware:
-    def __init__(self, app: ASGIApp, state: AppState,
-                 fast_routes: dict[str, Callable[[Request], Awaitable[Response]]] | None = None) -> None:
-        self.app = app
-        self.state = state
-        # POST endpoints that parse their own body: called directly, skipping FastAPI's routing and
-        # dependency machinery (~25 % of a single-row request). They stay registered with FastAPI too,
-        # for the OpenAPI schema and any method other than POST.
-        self.fast_routes = fast_routes or {}
-        self._counters: dict[tuple[str, int], Any] = {}  # labelled children, looked up once
-        self._timers: dict[str, Any] = {}
+def route_label(scope: Scope) -> str:
+    """The matched route's path template (bounded label set), or 'other' when nothing matched."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "other"
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, state: AppState) -> None:
+        self.app, self.state = app, state
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}  # labelled metrics, looked up once
 
     def _observe(self, route: str, status: int, elapsed: float) -> None:
-        m = self.state.metrics
-        c = self._counters.get((route, status))
-        if c is None:
-            c = self._counters[(route, status)] = m.requests.labels(route, str(status))
-        t = self._timers.get(route)
-        if t is None:
-            t = self._timers[route] = m.latency.labels(route)
-        c.inc()
-        t.observe(elapsed)
-
-    async def _reject(self, send: Send, status: int, message: str, rid: str, extra: list[Any] | None = None) -> None:
-        body = orjson.dumps({"error": message, "detail": None})
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                   (b"x-request-id", rid.encode()), *(extra or [])]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _call_fast(self, endpoint: Callable[[Request], Awaitable[Response]], scope: Scope,
-                         receive: Receive, send: Send) -> None:
-        try:
-            response = await endpoint(Request(scope, receive))
-        except ApiError as exc:
-            response = api_error_response(exc)
-        except RequestValidationError as exc:
-            response = invalid_response(exc)
-        except BodyRefused:
-            raise
-        except ClientDisconnect:  # nobody to answer
-            return
-        except Exception:  # a bug: same answer FastAPI's ServerErrorMiddleware would give, logged
-            log.exception("unhandled error")
-            response = Response(b'{"error":"internal server error","detail":null}', status_code=500,
-                                media_type="application/json")
-        await response(scope, receive, send)
+        pair = self._children.get((route, status))
+        if pair is None:
+            m = self.state.metrics
+            pair = self._children[(route, status)] = (m.requests.labels(route, str(status)), m.latency.labels(route))
+        pair[0].inc()
+        pair[1].observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        st, s = self.state, self.state.settings
-        path: str = scope["path"]
-        headers = dict(scope["headers"])
-        rid = headers.get(b"x-request-id", b"").decode("latin1")[:64] or uuid.uuid4().hex
-        route = path if path in INFER or path in OPEN or path == "/models" else (
-            "/v2/models/*" if path.startswith("/v2/") else "/models/*" if path.startswith("/models/") else "other")
-        t0 = time.perf_counter()
-        status_box = [500]
-        # (status, message) once the body was refused while streaming in. It replaces whatever the app
-        # answers (FastAPI turns an exception from receive() into its own 400) or, when the exception
-        # comes through, is sent by the handler below.
-        body_error: list[tuple[int, str]] = []
+        rid = b""
+        for k, v in scope["headers"]:
+            if k == b"x-request-id":
+                rid = v[:64]
+                break
+        rid = rid or uuid.uuid4().hex.encode()
+        status = 500
+        state = self.state
 
-        async def send_body_error() -> None:
-            status_box[0], message = body_error[0]
-            await self._reject(send, status_box[0], message, rid, [(b"connection", b"close")])
-
-        async def send_wrapped(msg: Message) -> None:
-            if body_error:
-                if msg["type"] == "http.response.start":
-                    await send_body_error()
-                return
+        async def send_with_context(msg: Message) -> None:
+            nonlocal status
             if msg["type"] == "http.response.start":
-                status_box[0] = msg["status"]
-                hdrs = list(msg.get("headers", []))
-                hdrs.append((b"x-request-id", rid.encode()))
-                if st.draining:
-                    hdrs.append((b"connection", b"close"))
-                msg = {**msg, "headers": hdrs}
+                status = msg["status"]
+                headers = [*msg.get("headers", ()), (b"x-request-id", rid)]
+                if state.draining:  # every answer while draining tells the client to reconnect elsewhere
+                    headers.append((b"connection", b"close"))
+                msg = {**msg, "headers": headers}
             await send(msg)
 
+        t0 = time.perf_counter()
         try:
-            if (s.api_key and path not in OPEN and not path.startswith(OPEN_PREFIX)
-                    and scope["method"] != "OPTIONS"):
-                given = headers.get(b"x-api-key", b"")
-                if not hmac.compare_digest(given, s.api_key.encode()):
-                    st.metrics.rejections.labels("unauthorized").inc()
-                    status_box[0] = 401
-                    await self._reject(send, 401, "missing or wrong X-API-Key header", rid)
-                    return
-            length = headers.get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > s.max_body_bytes):
-                st.metrics.rejections.labels("body_too_large").inc()
-                status_box[0] = 413
-                await self._reject(send, 413, f"body of {length.decode('latin1')[:20]} bytes; at most "
-                                   f"{s.max_body_bytes} bytes allowed", rid, [(b"connection", b"close")])
-                return
-            received = 0
-            body_deadline = asyncio.get_running_loop().time() + s.body_timeout_s
-
-            def refuse(reason: str, status: int, message: str) -> None:
-                st.metrics.rejections.labels(reason).inc()
-                body_error.append((status, message))
-
-            async def receive_limited() -> Message:
-                nonlocal received
-                try:
-                    async with asyncio.timeout_at(body_deadline):
-                        msg = await receive()
-                except TimeoutError as exc:
-                    refuse("body_timeout", 408, f"body not received within {s.body_timeout_s}s")
-                    raise BodyRefused from exc
-                if msg["type"] == "http.request":
-                    received += len(msg.get("body", b""))
-                    if received > s.max_body_bytes:
-                        refuse("body_too_large", 413, f"body larger than {s.max_body_bytes} bytes allowed")
-                        raise BodyRefused
-                return msg
-
-
-            infer = path in INFER
-            if infer and st.inflight >= s.max_inflight:
-                # Shed at the door: the HTTP layer, not only the batch queue, is where latency piles up
-                # when parsing is the bottleneck.
-                st.metrics.rejections.labels("inflight").inc()
-                status_box[0] = 429
-                await self._reject(send, 429, f"server busy: {st.inflight} requests in flight (at most "
-                                   f"{s.max_inflight}); retry after {s.retry_after_s}s", rid,
-                                   [(b"retry-after", str(s.retry_after_s).encode())])
-                return
-            if infer:
-                st.inflight += 1
-                st.arriving += 1
-                st.metrics.inflight.inc()
-            try:
-                fast = self.fast_routes.get(path) if scope["method"] == "POST" else None
-                if fast is not None:
-                    await self._call_fast(fast, scope, receive_limited, send_wrapped)
-                else:
-                    await self.app(scope, receive_limited, send_wrapped)
-            except BodyRefused:  # came through before the app answered
-                await send_body_error()
-            finally:
-                if infer:
-                    st.inflight -= 1
-                    st.arriving -= 1
-                    st.metrics.inflight.dec()
+            await self.app(scope, receive, send_with_context)
         finally:
             elapsed = time.perf_counter() - t0
-            self._observe(route, status_box[0], elapsed)
-            if status_box[0] >= 400 or log.isEnabledFor(logging.DEBUG):
-                log.info("request", extra={"request_id": rid, "method": scope["method"], "path": path,
-                                           "status": status_box[0], "ms": round(elapsed * 1000, 2)})
+            self._observe(route_label(scope), status, elapsed)
+            if status >= 400 or log.isEnabledFor(logging.DEBUG):
+                log.info("request", extra={"request_id": rid.decode("latin1"), "method": scope["method"],
+                                           "path": scope["path"], "status": status, "ms": round(elapsed * 1000, 2)})
+
+
+class ApiKeyAuth:
+    def __init__(self, app: ASGIApp, state: AppState) -> None:
+        self.app, self.state = app, state
+        self.key = (state.settings.api_key or "").encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (scope["type"] == "http" and self.key and path not in OPEN and not path.startswith(OPEN_PREFIX)
+                and scope["method"] != "OPTIONS"):
+            given = next((v for k, v in scope["headers"] if k == b"x-api-key"), b"")
+            if not hmac.compare_digest(given, self.key):
+                self.state.metrics.rejections.labels("unauthorized").inc()
+                await send_error(send, Unauthorized("missing or wrong X-API-Key header"))
+                return
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, state: AppState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        s = self.state.settings
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None and (not length.isdigit() or int(length) > s.max_body_bytes):
+            self.state.metrics.rejections.labels("body_too_large").inc()
+            await send_error(send, BodyRefused(f"body of {length.decode('latin1')[:20]} bytes; at most "
+                                               f"{s.max_body_bytes} bytes allowed", too_large=True))
+            return
+        await _LimitedBody(self.app, self.state, scope, receive, send).run()
+
+
+class _LimitedBody:
+    """One request's body, counted and timed as it streams in. A refusal raised from receive() may be
+    swallowed by whoever reads the body (FastAPI turns it into a 400), so the refusal is remembered and
+    replaces whatever answer the app starts; if nothing was answered, it is sent here."""
+
+    def __init__(self, app: ASGIApp, state: AppState, scope: Scope, receive: Receive, send: Send) -> None:
+        self.app, self.state, self.scope, self._receive, self._send = app, state, scope, receive, send
+        self.received = 0
+        self.deadline = asyncio.get_running_loop().time() + state.settings.body_timeout_s
+        self.refused: BodyRefused | None = None
+        self.answered = False
+
+    def _refuse(self, reason: str, exc: BodyRefused) -> BodyRefused:
+        self.state.metrics.rejections.labels(reason).inc()
+        self.refused = exc
+        return exc
+
+    async def receive(self) -> Message:
+        s = self.state.settings
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                msg = await self._receive()
+        except TimeoutError as exc:
+            raise self._refuse("body_timeout", BodyRefused(f"body not received within {s.body_timeout_s}s",
+                                                           too_large=False)) from exc
+        if msg["type"] == "http.request":
+            self.received += len(msg.get("body", b""))
+            if self.received > s.max_body_bytes:
+                raise self._refuse("body_too_large", BodyRefused(
+                    f"body larger than {s.max_body_bytes} bytes allowed", too_large=True))
+        return msg
+
+    async def send(self, msg: Message) -> None:
+        if self.refused is not None:
+            if msg["type"] == "http.response.start" and not self.answered:
+                self.answered = True
+                await send_error(self._send, self.refused)
+            return
+        if msg["type"] == "http.response.start":
+            self.answered = True
+        await self._send(msg)
+
+    async def run(self) -> None:
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except BodyRefused:
+            if not self.answered:
+                self.answered = True
+                await send_error(self._send, self.refused or BodyRefused("body refused", too_large=True))

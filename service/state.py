@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 
 import torch
 
-from service.batcher import Batcher, DeadlineExceeded, QueueFull
-from service.errors import ApiError
+from service.admission import Admission, Ticket
+from service.batcher import Batcher, QueueFull
+from service.domain import DeadlineExceeded, NotReady, Overloaded, UnknownModel
 from service.loader import Checkpoint, scan
 from service.metrics import Metrics
 from service.runtime import Runtime, pick_device
@@ -29,8 +29,8 @@ class AppState:
         self.batchers: dict[tuple[str, int, str], Batcher] = {}
         self.ready = False
         self.draining = False
-        self.arriving = 0  # inference requests received whose rows are not yet queued
-        self.inflight = 0  # inference requests anywhere in the server
+        self.admission = Admission(settings.max_inflight, settings.request_timeout_s, settings.retry_after_s,
+                                   self.metrics.inflight.inc)
         self._reload_lock = asyncio.Lock()
 
     # -- repository -------------------------------------------------------------------------
@@ -42,12 +42,7 @@ class AppState:
                 self.runtime.place(ckpt)
         self.models, self.load_errors = models, errors
         self.metrics.load_failures.inc(len(errors))
-        default = self.settings.default_model
-        if default not in models:
-            self.load_errors.append(f"default model {default!r} is not in {repository}")
-        elif not self.newest(default).generative:
-            self.load_errors.append(f"default model {default!r} is not generative")
-        self.ready = default in models and self.newest(default).generative
+        self._update_readiness()
         log.info("loaded %d models on %s: %s", len(models), self.runtime.device, ", ".join(sorted(models)))
 
     async def reload(self) -> dict[str, object]:
@@ -68,10 +63,27 @@ class AppState:
                         models.setdefault(name, {})[version] = ckpt
             self.models = models
             self.metrics.load_failures.inc(len(errors))
+            self.load_errors = errors
+            self._update_readiness()  # a reload that brings the default model makes the server ready
             for name, version in added:
                 log.info("serving %s version %d", name, version)
             return {"added": [f"{n}/{v}" for n, v in added], "refused": errors,
                     "models": {n: sorted(v) for n, v in sorted(models.items())}}
+
+    def _update_readiness(self) -> None:
+        """Ready when the default model is loaded and generative; the reason otherwise joins load_errors."""
+        default, repo = self.settings.default_model, self.settings.model_repository
+        if default not in self.models:
+            self.load_errors.append(f"default model {default!r} is not in {repo}")
+        elif not self.newest(default).generative:
+            self.load_errors.append(f"default model {default!r} is not generative")
+        self.ready = default in self.models and self.newest(default).generative
+
+    def check_ready(self) -> None:
+        """NotReady while loading, without the default model, or draining."""
+        if not self.ready or self.draining:
+            reason = "draining for shutdown" if self.draining else "; ".join(self.load_errors) or "loading"
+            raise NotReady("not ready: " + reason, self.settings.retry_after_s)
 
     async def watch(self, interval_s: float) -> None:
         """Poll the repository every interval_s seconds and reload on change."""
@@ -87,14 +99,14 @@ class AppState:
         return versions[max(versions)]
 
     def resolve(self, name: str | None, version: int | None = None) -> Checkpoint:
-        """The checkpoint a request names (default model, newest version unless pinned); 404 otherwise."""
+        """The checkpoint a request names (default model, newest version unless pinned); UnknownModel otherwise."""
         name = name or self.settings.default_model
         if name not in self.models:
-            raise ApiError(404, f"unknown model {name!r}", {"available": sorted(self.models)})
+            raise UnknownModel(f"unknown model {name!r}", {"available": sorted(self.models)})
         if version is None:
             return self.newest(name)
         if version not in self.models[name]:
-            raise ApiError(404, f"model {name!r} has no version {version}", {"versions": sorted(self.models[name])})
+            raise UnknownModel(f"model {name!r} has no version {version}", {"versions": sorted(self.models[name])})
         return self.models[name][version]
 
     # -- batching ---------------------------------------------------------------------------
@@ -110,33 +122,27 @@ class AppState:
                 return self.runtime.run(ckpt, op, x, labels)
 
             b = Batcher(forward, self.runtime.executor, s.max_batch_rows, s.max_delay_ms / 1000, s.queue_rows,
-                        arrivals=lambda: self.arriving, on_batch=hist.observe)
+                        arrivals=lambda: self.admission.arriving, on_batch=hist.observe)
             self.batchers[key] = b
         return b
 
     async def run(self, ckpt: Checkpoint, op: str, x: torch.Tensor, labels: torch.Tensor | None,
-                  deadline: float) -> torch.Tensor:
-        """Rows through the batcher; queue full -> 429, deadline -> 504."""
+                  ticket: Ticket) -> torch.Tensor:
+        """Rows through the batcher before the ticket's deadline; Overloaded or DeadlineExceeded otherwise."""
         s = self.settings
         batcher = self.batcher(ckpt, op)
-        self.arriving -= 1
+        ticket.queued()
         try:
-            return await batcher.submit(x, labels, deadline)
+            return await batcher.submit(x, labels, ticket.deadline)
         except QueueFull as exc:
             self.metrics.rejections.labels("queue_full").inc()
-            raise ApiError(429, f"server busy: {exc}; retry after {s.retry_after_s}s", None,
-                           {"Retry-After": str(s.retry_after_s)}) from exc
+            raise Overloaded(f"server busy: {exc}; retry after {s.retry_after_s}s", s.retry_after_s) from exc
         except DeadlineExceeded as exc:
             self.metrics.rejections.labels("deadline").inc()
-            raise ApiError(504, f"{exc} (deadline {s.request_timeout_s}s)") from exc
-        finally:
-            self.arriving += 1  # balanced by the route's own decrement when it finishes
+            raise DeadlineExceeded(f"{exc} (deadline {s.request_timeout_s}s per request)") from exc
 
     def queued_rows(self) -> int:
         return sum(b.queued_rows for b in self.batchers.values())
-
-    def deadline(self) -> float:
-        return time.monotonic() + self.settings.request_timeout_s
 
     async def stop(self) -> None:
         for b in self.batchers.values():

@@ -4,64 +4,31 @@ from __future__ import annotations
 
 import math
 import secrets
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
-from fastapi import APIRouter, Depends, Request
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
 from starlette.responses import Response
 
-from service.errors import ApiError
+from service.admission import Ticket
+from service.domain import InvalidInput
+from service.errors import invalid_body
 from service.images import ImageError, png_to_array
 from service.loader import Checkpoint
 from service.respond import json_response, npy_response, respond, wants_npy
 from service.schemas import (
     DecodeRequest,
     EncodeRequest,
-    EncodeResponse,
-    ErrorResponse,
     Image,
-    ImagesResponse,
     InterpolateRequest,
-    InterpolateResponse,
     ReconstructRequest,
-    ReconstructResponse,
     SampleRequest,
-    SampleResponse,
 )
 from service.state import AppState
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (401, 404, 408, 413, 422, 429, 503, 504)}
-# With `Accept: application/x-npy` the 200 answer is a NumPy .npy file instead of JSON; routes that answer
-# images also give an .npz (images plus z, labels, mse, seed) for `Accept: application/x-npz`.
-ERRORS[200] = {"content": {"application/x-npy": {"schema": {"type": "string", "format": "binary"}},
-                           "application/x-npz": {"schema": {"type": "string", "format": "binary"}}}}
-router = APIRouter(responses=ERRORS)  # type: ignore[arg-type]
-
-
-def ready_state(request: Request) -> AppState:
-    """The app state, or 503 while loading or draining (a plain call: cheaper than a dependency)."""
-    state: AppState = request.app.state.vae
-    if not state.ready or state.draining:
-        raise ApiError(503, "not ready: " + ("draining for shutdown" if state.draining else
-                                             "; ".join(state.load_errors) or "loading"),
-                       None, {"Retry-After": str(state.settings.retry_after_s)})
-    return state
-
-
-State = Annotated[AppState, Depends(ready_state)]
 T = TypeVar("T", bound=BaseModel)
-REQUESTS: list[type[BaseModel]] = [EncodeRequest, DecodeRequest, SampleRequest, InterpolateRequest,
-                                   ReconstructRequest]
-
-
-def body_doc(model: type[BaseModel]) -> dict[str, object]:
-    """OpenAPI text for a body the route parses itself (app.py adds the schemas to components)."""
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
 async def parse(request: Request, model: type[T]) -> T:
@@ -70,12 +37,12 @@ async def parse(request: Request, model: type[T]) -> T:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from exc
+        raise invalid_body(exc.errors(include_url=False, include_input=False)) from exc
 
 
 def check_rows(state: AppState, n: int, what: str) -> None:
     if n > state.settings.max_rows:
-        raise ApiError(422, f"{n} {what} in one request; at most {state.settings.max_rows} allowed")
+        raise InvalidInput(f"{n} {what} in one request; at most {state.settings.max_rows} allowed")
 
 
 def images_tensor(images: list[Image], state: AppState) -> torch.Tensor:
@@ -89,14 +56,14 @@ def images_tensor(images: list[Image], state: AppState) -> torch.Tensor:
             try:
                 out[i, 0] = png_to_array(img.png or "")
             except ImageError as exc:
-                raise ApiError(422, f"images[{i}]: {exc}") from exc
+                raise InvalidInput(f"images[{i}]: {exc}") from exc
     return torch.from_numpy(out)
 
 
 def latents_tensor(z: list[list[float]], ckpt: Checkpoint, field: str = "z") -> torch.Tensor:
     bad = next((i for i, row in enumerate(z) if len(row) != ckpt.latent_dim), None)
     if bad is not None:
-        raise ApiError(422, f"{field}[{bad}] has {len(z[bad])} values; model {ckpt.name} takes "
+        raise InvalidInput(f"{field}[{bad}] has {len(z[bad])} values; model {ckpt.name} takes "
                             f"latent vectors of exactly {ckpt.latent_dim}")
     return torch.tensor(z, dtype=torch.float32)
 
@@ -104,13 +71,13 @@ def latents_tensor(z: list[list[float]], ckpt: Checkpoint, field: str = "z") -> 
 def labels_tensor(labels: list[int] | None, ckpt: Checkpoint, n: int) -> torch.Tensor | None:
     if ckpt.num_classes == 0:
         if labels is not None:
-            raise ApiError(422, f"model {ckpt.name} is not conditional: send no labels")
+            raise InvalidInput(f"model {ckpt.name} is not conditional: send no labels")
         return None
     if labels is None:
-        raise ApiError(422, f"model {ckpt.name} is conditional: send labels, one class in "
+        raise InvalidInput(f"model {ckpt.name} is conditional: send labels, one class in "
                             f"0..{ckpt.num_classes - 1} per row")
     if len(labels) != n:
-        raise ApiError(422, f"{len(labels)} labels for {n} rows; send exactly one label per row")
+        raise InvalidInput(f"{len(labels)} labels for {n} rows; send exactly one label per row")
     return torch.tensor(labels, dtype=torch.long)
 
 
@@ -119,16 +86,14 @@ def seeded_normal(seed: int, rows: int, m: int) -> torch.Tensor:
     return torch.randn(rows, m, generator=torch.Generator().manual_seed(seed))
 
 
-@router.post("/encode", openapi_extra=body_doc(EncodeRequest), response_model=EncodeResponse)
-async def encode(request: Request) -> Response:
+async def encode(request: Request, state: AppState, ticket: Ticket) -> Response:
     """Encode images to the posterior q(z|x): mu and logvar (null for deterministic autoencoders);
     with `sample`, also z = mu + sigma * eps, seeded by `seed`."""
-    state = ready_state(request)
     req = await parse(request, EncodeRequest)
     ckpt = state.resolve(req.model, req.version)
     x = images_tensor(req.images, state)
     labels = labels_tensor(req.labels, ckpt, len(x))
-    out = (await state.run(ckpt, "encode", x, labels, state.deadline())).numpy()
+    out = (await state.run(ckpt, "encode", x, labels, ticket)).numpy()
     m = ckpt.latent_dim
     mu, logvar = out[:, :m], out[:, m:]
     payload: dict[str, object] = {"model": ckpt.name, "version": ckpt.version, "mu": mu,
@@ -141,40 +106,36 @@ async def encode(request: Request) -> Response:
     return json_response(payload)
 
 
-@router.post("/decode", openapi_extra=body_doc(DecodeRequest), response_model=ImagesResponse)
-async def decode(request: Request) -> Response:
+async def decode(request: Request, state: AppState, ticket: Ticket) -> Response:
     """Decode latent vectors to images: the mean of p(x|z), 28x28 in [0,1]."""
-    state = ready_state(request)
     req = await parse(request, DecodeRequest)
     ckpt = state.resolve(req.model, req.version)
     check_rows(state, len(req.z), "latent vectors")
     z = latents_tensor(req.z, ckpt)
     labels = labels_tensor(req.labels, ckpt, len(z))
-    imgs = (await state.run(ckpt, "decode", z, labels, state.deadline())).numpy()
+    imgs = (await state.run(ckpt, "decode", z, labels, ticket)).numpy()
     return await respond(request, {"model": ckpt.name, "version": ckpt.version}, imgs, req.format, ckpt.name,
                          ckpt.version)
 
 
-@router.post("/sample", openapi_extra=body_doc(SampleRequest), response_model=SampleResponse)
-async def sample(request: Request) -> Response:
+async def sample(request: Request, state: AppState, ticket: Ticket) -> Response:
     """Draw n digits: decode z ~ N(0, temperature^2 I). The same seed gives the same digits."""
-    state = ready_state(request)
     req = await parse(request, SampleRequest)
     ckpt = state.resolve(req.model, req.version)
     if not ckpt.generative:
-        raise ApiError(422, f"model {ckpt.name} ({ckpt.meta['kind']}) is not generative: it has no prior to "
+        raise InvalidInput(f"model {ckpt.name} ({ckpt.meta['kind']}) is not generative: it has no prior to "
                             "sample from; use a vae or cvae model")
     if req.n > state.settings.max_sample:
-        raise ApiError(422, f"n={req.n}; at most {state.settings.max_sample} samples per request")
+        raise InvalidInput(f"n={req.n}; at most {state.settings.max_sample} samples per request")
     raw_labels = req.labels
     if raw_labels == "balanced":
         if not ckpt.num_classes:
-            raise ApiError(422, f"model {ckpt.name} is not conditional: labels are not accepted")
+            raise InvalidInput(f"model {ckpt.name} is not conditional: labels are not accepted")
         raw_labels = [i % ckpt.num_classes for i in range(req.n)]
     labels = labels_tensor(raw_labels if isinstance(raw_labels, list) else None, ckpt, req.n)
     seed = req.seed if req.seed is not None else secrets.randbits(63)
     z = seeded_normal(seed, req.n, ckpt.latent_dim) * req.temperature
-    imgs = (await state.run(ckpt, "decode", z, labels, state.deadline())).numpy()
+    imgs = (await state.run(ckpt, "decode", z, labels, ticket)).numpy()
     payload = {"model": ckpt.name, "version": ckpt.version, "z": z.numpy(), "seed": seed,
                "labels": None if labels is None else labels.tolist()}
     return await respond(request, payload, imgs, req.format, ckpt.name, ckpt.version, {"x-seed": str(seed)})
@@ -194,18 +155,16 @@ def path_points(a: torch.Tensor, b: torch.Tensor, steps: int, method: str) -> to
     return (1 - t) * a + t * b
 
 
-@router.post("/interpolate", openapi_extra=body_doc(InterpolateRequest), response_model=InterpolateResponse)
-async def interpolate(request: Request) -> Response:
+async def interpolate(request: Request, state: AppState, ticket: Ticket) -> Response:
     """Walk the latent space from start to end (each a z, or an image's encoder mean) in `steps` points."""
-    state = ready_state(request)
     req = await parse(request, InterpolateRequest)
     ckpt = state.resolve(req.model, req.version)
     if ckpt.num_classes and req.label is None:
-        raise ApiError(422, f"model {ckpt.name} is conditional: send 'label', the class (0..{ckpt.num_classes - 1}) "
+        raise InvalidInput(f"model {ckpt.name} is conditional: send 'label', the class (0..{ckpt.num_classes - 1}) "
                             "of every image on the path")
     label = labels_tensor(None if req.label is None else [req.label], ckpt, 1)  # 422 for an unconditional model
     if req.steps > state.settings.max_steps:
-        raise ApiError(422, f"steps={req.steps}; at most {state.settings.max_steps} allowed")
+        raise InvalidInput(f"steps={req.steps}; at most {state.settings.max_steps} allowed")
     ends: list[torch.Tensor | None] = []
     images = []
     for name, end in (("start", req.start), ("end", req.end)):
@@ -217,27 +176,25 @@ async def interpolate(request: Request) -> Response:
     if images:
         x = images_tensor(images, state)
         lab = None if label is None else label.expand(len(x))
-        mus = await state.run(ckpt, "encode", x, lab, state.deadline())
+        mus = await state.run(ckpt, "encode", x, lab, ticket)
         it = iter(mus[:, : ckpt.latent_dim])
         ends = [e if e is not None else next(it) for e in ends]
     a, b = ends
     assert a is not None and b is not None
     z = path_points(a, b, req.steps, req.method)
     lab = None if label is None else label.expand(len(z))
-    imgs = (await state.run(ckpt, "decode", z, lab, state.deadline())).numpy()
+    imgs = (await state.run(ckpt, "decode", z, lab, ticket)).numpy()
     return await respond(request, {"model": ckpt.name, "version": ckpt.version, "z": z.numpy()}, imgs,
                          req.format, ckpt.name, ckpt.version)
 
 
-@router.post("/reconstruct", openapi_extra=body_doc(ReconstructRequest), response_model=ReconstructResponse)
-async def reconstruct(request: Request) -> Response:
+async def reconstruct(request: Request, state: AppState, ticket: Ticket) -> Response:
     """Reconstruct images through the encoder mean and decoder; also each image's MSE per pixel."""
-    state = ready_state(request)
     req = await parse(request, ReconstructRequest)
     ckpt = state.resolve(req.model, req.version)
     x = images_tensor(req.images, state)
     labels = labels_tensor(req.labels, ckpt, len(x))
-    imgs = (await state.run(ckpt, "reconstruct", x, labels, state.deadline())).numpy()
+    imgs = (await state.run(ckpt, "reconstruct", x, labels, ticket)).numpy()
     mse = ((imgs - x.numpy()[:, 0]) ** 2).mean(axis=(1, 2))
     return await respond(request, {"model": ckpt.name, "version": ckpt.version, "mse": mse}, imgs, req.format,
                          ckpt.name, ckpt.version)

@@ -2,53 +2,62 @@
 tensor-in/tensor-out models named <name>-encoder and <name>-decoder.
 
   <name>-encoder: input  x  FP32 [-1, 1, 28, 28] in [0,1] -> outputs mu, logvar FP32 [-1, m]
-  <name>-decoder: input  z  FP32 [-1, m] (+ labels INT64 [-1] for conditional models) -> x FP32 [-1, 1, 28, 28]
-  (the encoder of a conditional model takes the same 'labels' input beside x)
+  <name>-decoder: input  z  FP32 [-1, m] -> x FP32 [-1, 1, 28, 28]
+  a conditional model's encoder and decoder also take labels INT64 [-1] (one class per row)
+
+Metadata, readiness and Triton's model configuration and repository index are plain routes here;
+inference (`infer`) is an entry of the one route table (service/routes/table.py).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
+import orjson
 import torch
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from service.errors import ApiError, json_error
+from service.admission import Ticket
+from service.domain import InvalidInput, UnknownModel
+from service.errors import json_error
 from service.loader import Checkpoint
+from service.oip import HEADER, decode_request, encode_response
 from service.respond import json_response
-from service.routes.infer import ERRORS, State
+from service.schemas import ErrorResponse
 from service.state import AppState
 
-router = APIRouter(prefix="/v2", responses={k: v for k, v in ERRORS.items() if k != 200})  # type: ignore[arg-type]
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (401, 404, 422, 503)}
+router = APIRouter(prefix="/v2", responses=ERRORS)
+PARTS = ("encoder", "decoder")
+EXTENSIONS = ["binary_tensor_data", "model_repository", "model_configuration"]
 
 
-class InferTensor(BaseModel):
-    name: Annotated[str, Field(max_length=64)]
-    shape: Annotated[list[Annotated[int, Field(ge=0, le=1_000_000)]], Field(max_length=8)]
-    datatype: Annotated[str, Field(max_length=16)]
-    data: list[Any]
-    parameters: dict[str, Any] | None = None
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.vae
+    return state
 
 
-class InferRequest(BaseModel):
-    id: str | None = None
-    inputs: Annotated[list[InferTensor], Field(min_length=1, max_length=4)]
-    outputs: list[dict[str, Any]] | None = None
-    parameters: dict[str, Any] | None = None
+def _version(version: str | None) -> int | None:
+    if version is None:
+        return None
+    if not version.isdigit() or int(version) < 1:
+        raise UnknownModel(f"version {version[:20]!r}: versions are positive integers")
+    return int(version)
 
 
-def split_name(state: AppState, model: str, version: int | None = None) -> tuple[Checkpoint, str]:
-    for part in ("encoder", "decoder"):
+def split_name(state: AppState, model: str, version: str | None = None) -> tuple[Checkpoint, str]:
+    """<name>-encoder / <name>-decoder -> (checkpoint, part); UnknownModel otherwise."""
+    for part in PARTS:
         if model.endswith("-" + part):
-            return state.resolve(model[: -len(part) - 1], version), part
-    raise ApiError(404, f"unknown model {model!r}; v2 models are <name>-encoder and <name>-decoder",
-                   {"available": [f"{n}-{p}" for n in sorted(state.models) for p in ("encoder", "decoder")]})
+            return state.resolve(model[: -len(part) - 1], _version(version)), part
+    raise UnknownModel(f"unknown model {model!r}; v2 models are <name>-encoder and <name>-decoder",
+                       {"available": [f"{n}-{p}" for n in sorted(state.models) for p in PARTS]})
 
 
-def describe(ckpt: Checkpoint, part: str) -> dict[str, Any]:
+def io_spec(ckpt: Checkpoint, part: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(inputs, outputs) as name, datatype, shape with -1 for the batch."""
     m = ckpt.latent_dim
     image = {"datatype": "FP32", "shape": [-1, 1, 28, 28]}
     latent = {"datatype": "FP32", "shape": [-1, m]}
@@ -58,37 +67,47 @@ def describe(ckpt: Checkpoint, part: str) -> dict[str, Any]:
         inputs, outputs = [{"name": "z", **latent}], [{"name": "x", **image}]
     if ckpt.num_classes:  # conditional: one class per row, on both halves
         inputs.append({"name": "labels", "datatype": "INT64", "shape": [-1]})
-    return {"name": f"{ckpt.name}-{part}", "versions": [str(ckpt.version)], "platform": "pytorch_torchscript",
-            "inputs": inputs, "outputs": outputs}
+    return inputs, outputs
 
 
-def _tensor(t: InferTensor, expected_tail: list[int], datatype: str, max_rows: int) -> np.ndarray:
-    if t.datatype != datatype:
-        raise ApiError(422, f"input {t.name}: datatype {t.datatype}; expected {datatype}")
-    if len(t.shape) != 1 + len(expected_tail) or t.shape[1:] != expected_tail:
-        raise ApiError(422, f"input {t.name}: shape {t.shape}; expected [-1, {', '.join(map(str, expected_tail))}]"
-                       .replace(", ]", "]"))
-    if not 1 <= t.shape[0] <= max_rows:
-        raise ApiError(422, f"input {t.name}: {t.shape[0]} rows; 1..{max_rows} allowed")
-    try:
-        arr = np.asarray(t.data, dtype=np.float64 if datatype == "FP32" else np.int64).reshape(-1)
-    except (ValueError, TypeError) as exc:
-        raise ApiError(422, f"input {t.name}: data must be numbers ({exc})") from exc
-    if arr.size != int(np.prod(t.shape)):
-        raise ApiError(422, f"input {t.name}: {arr.size} values for shape {t.shape}")
-    if datatype == "FP32" and not np.isfinite(arr).all():
-        raise ApiError(422, f"input {t.name}: NaN or infinity in data")
-    return arr.reshape(t.shape)
+def describe(state: AppState, ckpt: Checkpoint, part: str) -> dict[str, Any]:
+    inputs, outputs = io_spec(ckpt, part)
+    return {"name": f"{ckpt.name}-{part}", "versions": [str(v) for v in sorted(state.models[ckpt.name])],
+            "platform": "pytorch_torchscript", "inputs": inputs, "outputs": outputs}
+
+
+def triton_config(state: AppState, ckpt: Checkpoint, part: str) -> dict[str, Any]:
+    """Triton's model configuration: batch dimension implicit (max_batch_size), dims per row."""
+    inputs, outputs = io_spec(ckpt, part)
+
+    def entry(t: dict[str, Any]) -> dict[str, Any]:
+        dims = t["shape"][1:]
+        out = {"name": t["name"], "data_type": "TYPE_" + t["datatype"], "dims": dims or [1]}
+        if not dims:
+            out["reshape"] = {"shape": []}  # a per-row scalar: [batch] on the wire
+        return out
+
+    s = state.settings
+    return {"name": f"{ckpt.name}-{part}", "platform": "pytorch_libtorch", "backend": "pytorch",
+            "version_policy": {"latest": {"num_versions": len(state.models[ckpt.name])}},
+            "max_batch_size": s.max_rows, "input": [entry(t) for t in inputs], "output": [entry(t) for t in outputs],
+            "dynamic_batching": {"max_queue_delay_microseconds": int(s.max_delay_ms * 1000),
+                                 "preferred_batch_size": [s.max_batch_rows]},
+            "instance_group": [{"count": 1, "kind": "KIND_GPU" if state.runtime.device.type == "cuda" else "KIND_CPU"}],
+            "parameters": {"latent_dim": {"string_value": str(ckpt.latent_dim)},
+                           "kind": {"string_value": str(ckpt.meta.get("kind", ""))}}}
 
 
 @router.get("/health/live")
 async def live() -> Response:
+    """Liveness (Open Inference Protocol)."""
     return json_response({"live": True})
 
 
 @router.get("/health/ready")
 async def ready(request: Request) -> Response:
-    st: AppState = request.app.state.vae
+    """Readiness (Open Inference Protocol): 503 while loading or draining."""
+    st = _state(request)
     if not st.ready or st.draining:
         return json_error(503, "not ready", None, {"Retry-After": str(st.settings.retry_after_s)})
     return json_response({"ready": True})
@@ -96,76 +115,133 @@ async def ready(request: Request) -> Response:
 
 @router.get("")
 async def server_metadata() -> Response:
-    return json_response({"name": "vaeserve", "version": "0.1.0", "extensions": []})
+    """Server metadata, with the protocol extensions this server speaks."""
+    return json_response({"name": "vaeserve", "version": "0.1.0", "extensions": EXTENSIONS})
 
 
 @router.get("/models/{model}")
-async def model_metadata(model: str, state: State) -> Response:
-    ckpt, part = split_name(state, model)
-    return json_response(describe(ckpt, part))
+async def model_metadata(model: str, request: Request) -> Response:
+    """A v2 model's inputs and outputs (newest version)."""
+    st = _state(request)
+    ckpt, part = split_name(st, model)
+    return json_response(describe(st, ckpt, part))
+
+
+@router.get("/models/{model}/versions/{version}")
+async def version_metadata(model: str, version: str, request: Request) -> Response:
+    """A pinned version's inputs and outputs."""
+    st = _state(request)
+    ckpt, part = split_name(st, model, version)
+    return json_response(describe(st, ckpt, part))
+
+
+async def _model_ready(request: Request, model: str, version: str | None) -> Response:
+    st = _state(request)
+    ckpt, _ = split_name(st, model, version)
+    if st.draining:
+        return json_error(503, "draining for shutdown", None, {"Retry-After": str(st.settings.retry_after_s)})
+    return json_response({"name": model, "version": str(ckpt.version), "ready": True})
 
 
 @router.get("/models/{model}/ready")
-async def model_ready(model: str, state: State) -> Response:
-    split_name(state, model)
-    return json_response({"name": model, "ready": True})
+async def model_ready(model: str, request: Request) -> Response:
+    """200 when the model can serve (newest version)."""
+    return await _model_ready(request, model, None)
 
 
-def _labels(inputs: dict[str, InferTensor], ckpt: Checkpoint, rows: int, part: str,
-            max_rows: int) -> torch.Tensor | None:
+@router.get("/models/{model}/versions/{version}/ready")
+async def version_ready(model: str, version: str, request: Request) -> Response:
+    """200 when the pinned version can serve."""
+    return await _model_ready(request, model, version)
+
+
+@router.get("/models/{model}/config")
+async def model_config(model: str, request: Request) -> Response:
+    """Triton's model configuration (newest version)."""
+    st = _state(request)
+    ckpt, part = split_name(st, model)
+    return json_response(triton_config(st, ckpt, part))
+
+
+@router.get("/models/{model}/versions/{version}/config")
+async def version_config(model: str, version: str, request: Request) -> Response:
+    """Triton's model configuration of a pinned version."""
+    st = _state(request)
+    ckpt, part = split_name(st, model, version)
+    return json_response(triton_config(st, ckpt, part))
+
+
+@router.post("/repository/index")
+async def repository_index(request: Request) -> Response:
+    """Triton's repository index: every v2 model and version with its state (all READY once loaded)."""
+    st = _state(request)
+    out = [{"name": f"{name}-{part}", "version": str(v), "state": "READY", "reason": ""}
+           for name in sorted(st.models) for part in PARTS for v in sorted(st.models[name])]
+    return Response(orjson.dumps(out), media_type="application/json")
+
+
+# -- inference (an entry of the route table) ------------------------------------------------------
+
+def _rows(arr: np.ndarray, name: str, tail: list[int], max_rows: int) -> np.ndarray:
+    if list(arr.shape[1:]) != tail or arr.ndim != 1 + len(tail):
+        want = ", ".join(map(str, [-1, *tail]))
+        raise InvalidInput(f"input {name}: shape {list(arr.shape)}; expected [{want}]")
+    if not 1 <= len(arr) <= max_rows:
+        raise InvalidInput(f"input {name}: {len(arr)} rows; 1..{max_rows} allowed")
+    return arr
+
+
+def _labels(tensors: dict[str, np.ndarray], ckpt: Checkpoint, rows: int, part: str) -> torch.Tensor | None:
     """The INT64 'labels' input of a conditional model (one per row), or None for an unconditional one."""
     if not ckpt.num_classes:
-        if "labels" in inputs:
-            raise ApiError(422, f"{ckpt.name} is not conditional: send no 'labels' input")
+        if "labels" in tensors:
+            raise InvalidInput(f"{ckpt.name} is not conditional: send no 'labels' input")
         return None
-    if "labels" not in inputs:
-        raise ApiError(422, f"conditional {part} needs input 'labels', INT64 [-1]")
-    lab = _tensor(inputs["labels"], [], "INT64", max_rows)
-    if len(lab) != rows or lab.min() < 0 or lab.max() >= ckpt.num_classes:
-        raise ApiError(422, f"labels: one per row, each in 0..{ckpt.num_classes - 1}")
-    return torch.from_numpy(lab)
+    if "labels" not in tensors:
+        raise InvalidInput(f"conditional {part} needs input 'labels', INT64 [-1]")
+    lab = tensors["labels"]
+    if lab.dtype != np.int64:
+        raise InvalidInput(f"input labels: datatype must be INT64, not {lab.dtype}")
+    lab = lab.reshape(-1) if lab.ndim == 2 and lab.shape[1:] == (1,) else lab  # [-1, 1] as Triton's dims [1]
+    if lab.ndim != 1 or len(lab) != rows or lab.min() < 0 or lab.max() >= ckpt.num_classes:
+        raise InvalidInput(f"labels: one per row ({rows}), each in 0..{ckpt.num_classes - 1}")
+    return torch.from_numpy(lab.copy())
 
 
-async def _infer(model: str, version: int | None, req: InferRequest, state: AppState) -> Response:
-    ckpt, part = split_name(state, model, version)
-    inputs = {t.name: t for t in req.inputs}
-    max_rows = state.settings.max_rows
+def _float_input(tensors: dict[str, np.ndarray], name: str, tail: list[int], max_rows: int) -> torch.Tensor:
+    if name not in tensors:
+        raise InvalidInput(f"this model takes an input named {name!r}, FP32 {[-1, *tail]}")
+    arr = tensors[name]
+    if arr.dtype != np.float32:
+        raise InvalidInput(f"input {name}: datatype must be FP32")
+    arr = _rows(arr, name, tail, max_rows)
+    if not np.isfinite(arr).all():
+        raise InvalidInput(f"input {name}: NaN or infinity in data")
+    return torch.from_numpy(arr.copy())  # own, writable memory: the body's bytes are read-only
+
+
+async def infer(request: Request, state: AppState, ticket: Ticket) -> Response:
+    """Tensor in, tensor out, per the Open Inference Protocol; JSON or binary tensors (binary_tensor_data)."""
+    params = request.path_params
+    ckpt, part = split_name(state, params["model"], params.get("version"))
+    body = await request.body()
+    decoded = decode_request(body, request.headers.get(HEADER))
+    t, max_rows = decoded.tensors, state.settings.max_rows
+    extra = set(t) - {"x" if part == "encoder" else "z", "labels"}
+    if extra:
+        raise InvalidInput(f"unknown inputs {sorted(extra)}; see GET /v2/models/{ckpt.name}-{part}")
     if part == "encoder":
-        if "x" not in inputs:
-            raise ApiError(422, "encoder takes one input named 'x', FP32 [-1, 1, 28, 28]")
-        x = _tensor(inputs["x"], [1, 28, 28], "FP32", max_rows)
+        x = _float_input(t, "x", [1, 28, 28], max_rows)
         if x.min() < 0 or x.max() > 1:
-            raise ApiError(422, "input x: pixels must lie in [0, 1]")
-        labels = _labels(inputs, ckpt, len(x), part, max_rows)
-        out = (await state.run(ckpt, "encode", torch.from_numpy(x.astype(np.float32)), labels, state.deadline()))
+            raise InvalidInput("input x: pixels must lie in [0, 1]")
+        out = await state.run(ckpt, "encode", x, _labels(t, ckpt, len(x), part), ticket)
         m = ckpt.latent_dim
         arrays = {"mu": out[:, :m].numpy(), "logvar": out[:, m:].numpy()}
     else:
-        if "z" not in inputs:
-            raise ApiError(422, f"decoder takes an input named 'z', FP32 [-1, {ckpt.latent_dim}]")
-        z = _tensor(inputs["z"], [ckpt.latent_dim], "FP32", max_rows)
-        if np.abs(z).max() > 1e3:
-            raise ApiError(422, "input z: values must lie in [-1000, 1000]")
-        labels = _labels(inputs, ckpt, len(z), part, max_rows)
-        out = await state.run(ckpt, "decode", torch.from_numpy(z.astype(np.float32)), labels, state.deadline())
+        z = _float_input(t, "z", [ckpt.latent_dim], max_rows)
+        if z.abs().max() > 1e3:
+            raise InvalidInput("input z: values must lie in [-1000, 1000]")
+        out = await state.run(ckpt, "decode", z, _labels(t, ckpt, len(z), part), ticket)
         arrays = {"x": out.numpy()[:, None]}
-    wanted = [o.get("name") for o in (req.outputs or [])] or list(arrays)
-    unknown = [w for w in wanted if w not in arrays]
-    if unknown:
-        raise ApiError(422, f"unknown outputs {unknown}; this model gives {list(arrays)}")
-    outputs = [{"name": n, "datatype": "FP32", "shape": list(arrays[n].shape), "data": arrays[n].reshape(-1)}
-               for n in wanted]
-    return json_response({"model_name": f"{ckpt.name}-{part}", "model_version": str(ckpt.version),
-                          "id": req.id, "outputs": outputs})
-
-
-@router.post("/models/{model}/infer")
-async def infer(model: str, req: InferRequest, state: State) -> Response:
-    """Tensor in, tensor out, per the Open Inference Protocol."""
-    return await _infer(model, None, req, state)
-
-
-@router.post("/models/{model}/versions/{version}/infer")
-async def infer_version(model: str, version: int, req: InferRequest, state: State) -> Response:
-    """Tensor in, tensor out, for a pinned version."""
-    return await _infer(model, version, req, state)
+    return encode_response(f"{ckpt.name}-{part}", ckpt.version, decoded.header, arrays,
+                           {name: "FP32" for name in arrays})

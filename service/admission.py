@@ -1,0 +1,68 @@
+"""One admission step for every inference request, REST or v2: the in-flight cap, the count of
+requests whose rows are on their way (the batcher's reason to wait a moment), and one deadline.
+
+A Ticket lives from the moment a request is routed until its answer is built:
+  admit -> parse the body -> ticket.queue() as rows enter a batcher -> ... -> release.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from service.domain import Overloaded
+
+
+class Admission:
+    """Counts what is in the server; the batchers read `arriving`."""
+
+    def __init__(self, max_inflight: int, timeout_s: float, retry_after_s: int,
+                 on_change: Callable[[int], None] | None = None) -> None:
+        self.max_inflight, self.timeout_s, self.retry_after_s = max_inflight, timeout_s, retry_after_s
+        self.inflight = 0  # inference requests anywhere in the server
+        self.arriving = 0  # admitted requests whose rows are not yet queued
+        self.on_change = on_change  # gauge hook: called with +1 / -1
+
+    def admit(self) -> Ticket:
+        """A ticket for one request, or Overloaded at once (before its body is read)."""
+        if self.inflight >= self.max_inflight:
+            raise Overloaded(f"server busy: {self.inflight} requests in flight (at most {self.max_inflight}); "
+                             f"retry after {self.retry_after_s}s", self.retry_after_s)
+        return Ticket(self)
+
+
+class Ticket:
+    """One request's place in the server: released exactly once, however the request ends."""
+
+    __slots__ = ("admission", "deadline", "_arriving", "_held")
+
+    def __init__(self, admission: Admission) -> None:
+        self.admission = admission
+        self.deadline = time.monotonic() + admission.timeout_s  # one deadline for every step of the request
+        admission.inflight += 1
+        admission.arriving += 1
+        if admission.on_change is not None:
+            admission.on_change(1)
+        self._arriving = self._held = True
+
+    def queued(self) -> None:
+        """Its rows are in a batcher now: no longer a reason for a batch to wait."""
+        if self._arriving:
+            self._arriving = False
+            self.admission.arriving -= 1
+
+    def release(self) -> None:
+        if not self._held:
+            return
+        self.queued()
+        self._held = False
+        self.admission.inflight -= 1
+        if self.admission.on_change is not None:
+            self.admission.on_change(-1)
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.release()

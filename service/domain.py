@@ -1,0 +1,54 @@
+"""What can go wrong while serving, in the service's own terms. Nothing here knows HTTP:
+service/errors.py is the one place these become status codes and bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    """Base: a message that says what was wrong and what is allowed, plus optional structured detail."""
+
+    def __init__(self, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message, self.detail = message, detail
+
+
+class InvalidInput(ServiceError):
+    """The request is well-formed HTTP but its content is not acceptable (shape, range, labels...)."""
+
+
+class UnknownModel(ServiceError):
+    """No such model, version or v2 model name in the repository."""
+
+
+class Unauthorized(ServiceError):
+    """Missing or wrong API key."""
+
+
+class Retryable(ServiceError):
+    """The server cannot take this now; the same request later may pass."""
+
+    def __init__(self, message: str, retry_after_s: int, detail: Any = None) -> None:
+        super().__init__(message, detail)
+        self.retry_after_s = retry_after_s
+
+
+class NotReady(Retryable):
+    """Loading, missing the default model, or draining for shutdown."""
+
+
+class Overloaded(Retryable):
+    """In-flight cap or the batch queue is full: shed now rather than grow latency."""
+
+
+class DeadlineExceeded(ServiceError):
+    """The request's one deadline passed before its rows were computed."""
+
+
+class BodyRefused(ServiceError):
+    """The body was too large or arrived too slowly; the connection is closed after the answer."""
+
+    def __init__(self, message: str, too_large: bool) -> None:
+        super().__init__(message)
+        self.too_large = too_large
