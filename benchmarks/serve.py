@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import Result, measure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 SERVER_CORE, CLIENT_CORE = 0, 1
 
 
@@ -75,12 +76,10 @@ print({rows} * {repeats} / (time.perf_counter() - t))
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def torch_meta(checkpoint: Path) -> str:
-    import torch
+def torch_meta(path: Path) -> str:
+    from checkpoint import read_meta
 
-    files = {"meta.json": ""}
-    torch.jit.load(str(checkpoint), _extra_files=files)
-    return files["meta.json"]
+    return json.dumps(read_meta(path))
 
 
 def row(name: str, r: Result, unit_rows: int = 1) -> dict[str, object]:

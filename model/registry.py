@@ -1,7 +1,13 @@
-"""Kinds by name: how to build each and what it optimises. The only place a kind is defined."""
+"""The kinds of the lecture notes, each defined here and nowhere else: how to build it, what it optimises,
+and the flags and figures that follow from it. Export, training, evaluation and the report ask a kind's
+`Kind` (or the meta export derived from it); no other file branches on a kind's name.
+
+Adding a kind: a row in KINDS (and, if its body is new, a class in model/autoencoders.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -10,11 +16,11 @@ from torch import nn
 from model.autoencoders import VAE, DeepAE, LinearAE, reparameterize
 from model.losses import bernoulli_nll, half_squared_error, kl_to_standard_normal
 
-KINDS = ("linear-ae", "deep-ae", "sparse-ae", "denoising-ae", "vae", "cvae")
-
 
 @dataclass
 class ModelSpec:
+    """The arguments that rebuild a model (stored in the checkpoint's config)."""
+
     kind: str
     latent_dim: int = 20
     arch: str = "conv"  # conv (default) or mlp (the pytorch/examples body, for comparison)
@@ -24,19 +30,29 @@ class ModelSpec:
     noise_level: float = 0.3  # gaussian sigma, or masking drop probability
 
 
-def build(spec: ModelSpec) -> nn.Module:
-    """Construct an untrained model for a spec."""
-    if spec.kind == "linear-ae":
-        return LinearAE(spec.latent_dim)
-    if spec.kind in ("deep-ae", "denoising-ae"):
-        return DeepAE(spec.latent_dim, spec.arch, spec.width)
-    if spec.kind == "sparse-ae":
-        return DeepAE(spec.latent_dim, spec.arch, spec.width, nonneg_code=True)
-    if spec.kind == "vae":
-        return VAE(spec.latent_dim, spec.arch, spec.width)
-    if spec.kind == "cvae":
-        return VAE(spec.latent_dim, spec.arch, spec.width, num_classes=10)
-    raise ValueError(f"unknown kind {spec.kind!r}; allowed: {', '.join(KINDS)}")
+Loss = tuple[torch.Tensor, dict[str, torch.Tensor]]
+Objective = Callable[[nn.Module, ModelSpec, torch.Tensor, "torch.Tensor | None"], Loss]
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    build: Callable[[ModelSpec], nn.Module]
+    objective: Objective  # mean per-image loss of a batch and its parts (for logging)
+    stochastic: bool = False  # the encoder gives q(z|x) = N(mu, sigma^2); with the N(0, I) prior: generative
+    num_classes: int = 0  # > 0: conditional, one class per row on both halves
+    likelihood: str = "bernoulli"  # p(x|z) the decoder's output is the mean of: bernoulli | gaussian
+    figures: tuple[str, ...] = ()  # extra figures evaluate reports: pca | sparsity | denoising
+    uses_arch: bool = True  # arch/width shape the model (the linear AE has neither)
+
+    def meta_flags(self) -> dict[str, object]:
+        """The contract flags a checkpoint of this kind carries in its meta."""
+        return {"stochastic": self.stochastic, "generative": self.stochastic, "num_classes": self.num_classes,
+                "likelihood": self.likelihood, "figures": list(self.figures)}
+
+    def labels(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        """The labels this kind's model takes: y for a conditional kind, None otherwise."""
+        return y if self.num_classes else None
 
 
 def corrupt(x: torch.Tensor, noise: str, level: float, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -50,25 +66,75 @@ def corrupt(x: torch.Tensor, noise: str, level: float, gen: torch.Generator | No
     raise ValueError(f"unknown noise {noise!r}; allowed: gaussian, masking")
 
 
-def objective(
-    model: nn.Module, spec: ModelSpec, x: torch.Tensor, labels: torch.Tensor | None = None
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Mean per-image loss for a batch x (B,1,28,28) and its parts (for logging)."""
-    if spec.kind == "linear-ae":
-        code, _ = model.encode(x)
-        rec = half_squared_error(model.decode_raw(code), x)
-        return rec.mean(), {"rec": rec.mean()}
-    if spec.kind in ("vae", "cvae"):
-        y = labels if spec.kind == "cvae" else None
-        mu, logvar = model.encode(x, y)
-        z = reparameterize(mu, logvar)
-        rec = bernoulli_nll(model.decode_raw(z, y), x)
-        kl = kl_to_standard_normal(mu, logvar)
-        return (rec + kl).mean(), {"rec": rec.mean(), "kl": kl.mean()}  # the negative ELBO
-    inp = corrupt(x, spec.noise, spec.noise_level) if spec.kind == "denoising-ae" else x
-    code, _ = model.encode(inp)
-    rec = bernoulli_nll(model.decode_raw(code), x)  # the target is always the clean x
-    if spec.kind == "sparse-ae":
-        l1 = code.abs().sum(1)
-        return (rec + spec.sparsity_weight * l1).mean(), {"rec": rec.mean(), "l1": l1.mean()}
+def linear_objective(model: nn.Module, spec: ModelSpec, x: torch.Tensor, labels: torch.Tensor | None) -> Loss:
+    """1/2 |W_g W_f x - x|^2: the linear AE of the notes, whose optimum spans the PCA subspace."""
+    code, _ = model.encode(x)
+    rec = half_squared_error(model.decode_raw(code), x)
     return rec.mean(), {"rec": rec.mean()}
+
+
+def ae_objective(model: nn.Module, spec: ModelSpec, x: torch.Tensor, labels: torch.Tensor | None) -> Loss:
+    """Bernoulli reconstruction of x from f(x)."""
+    code, _ = model.encode(x)
+    rec = bernoulli_nll(model.decode_raw(code), x)
+    return rec.mean(), {"rec": rec.mean()}
+
+
+def sparse_objective(model: nn.Module, spec: ModelSpec, x: torch.Tensor, labels: torch.Tensor | None) -> Loss:
+    """Reconstruction + lambda |f(x)|_1."""
+    code, _ = model.encode(x)
+    rec = bernoulli_nll(model.decode_raw(code), x)
+    l1 = code.abs().sum(1)
+    return (rec + spec.sparsity_weight * l1).mean(), {"rec": rec.mean(), "l1": l1.mean()}
+
+
+def denoising_objective(model: nn.Module, spec: ModelSpec, x: torch.Tensor, labels: torch.Tensor | None) -> Loss:
+    """Reconstruct the clean x from a corrupted x~."""
+    code, _ = model.encode(corrupt(x, spec.noise, spec.noise_level))
+    rec = bernoulli_nll(model.decode_raw(code), x)  # the target is always the clean x
+    return rec.mean(), {"rec": rec.mean()}
+
+
+def elbo_objective(model: nn.Module, spec: ModelSpec, x: torch.Tensor, labels: torch.Tensor | None) -> Loss:
+    """The negative ELBO (Kingma & Welling 2014): reconstruction under z = mu + sigma * eps, plus KL to N(0, I)."""
+    mu, logvar = model.encode(x, labels)
+    z = reparameterize(mu, logvar)
+    rec = bernoulli_nll(model.decode_raw(z, labels), x)
+    kl = kl_to_standard_normal(mu, logvar)
+    return (rec + kl).mean(), {"rec": rec.mean(), "kl": kl.mean()}
+
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("linear-ae", lambda s: LinearAE(s.latent_dim), linear_objective, likelihood="gaussian",
+         figures=("pca",), uses_arch=False),
+    Kind("deep-ae", lambda s: DeepAE(s.latent_dim, s.arch, s.width), ae_objective),
+    Kind("sparse-ae", lambda s: DeepAE(s.latent_dim, s.arch, s.width, nonneg_code=True), sparse_objective,
+         figures=("sparsity",)),
+    Kind("denoising-ae", lambda s: DeepAE(s.latent_dim, s.arch, s.width), denoising_objective,
+         figures=("denoising",)),
+    Kind("vae", lambda s: VAE(s.latent_dim, s.arch, s.width), elbo_objective, stochastic=True),
+    Kind("cvae", lambda s: VAE(s.latent_dim, s.arch, s.width, num_classes=10), elbo_objective, stochastic=True,
+         num_classes=10),
+)}
+
+
+def kind(name: str) -> Kind:
+    if name not in KINDS:
+        raise ValueError(f"unknown kind {name!r}; allowed: {', '.join(KINDS)}")
+    return KINDS[name]
+
+
+def build(spec: ModelSpec) -> nn.Module:
+    """Construct an untrained model for a spec."""
+    return kind(spec.kind).build(spec)
+
+
+def objective(model: nn.Module, spec: ModelSpec, x: torch.Tensor, labels: torch.Tensor | None = None) -> Loss:
+    """Mean per-image loss for a batch x (B,1,28,28) and its parts (for logging)."""
+    k = kind(spec.kind)
+    return k.objective(model, spec, x, k.labels(labels))
+
+
+def pixels(model: nn.Module, raw: torch.Tensor) -> torch.Tensor:
+    """decode_raw's output as pixel means in [0,1]: sigmoid of logits, or clamped direct predictions."""
+    return torch.sigmoid(raw) if model.output == "sigmoid" else raw.clamp(0, 1)

@@ -16,7 +16,9 @@ PixelRow = Annotated[list[Pixel], Field(min_length=28, max_length=28)]
 Pixels = Annotated[list[PixelRow], Field(min_length=28, max_length=28, description="28x28 floats in [0,1]")]
 Coord = Annotated[float, Field(ge=-Z_BOUND, le=Z_BOUND, allow_inf_nan=False)]
 Latent = Annotated[list[Coord], Field(min_length=1, max_length=4096, description="one latent vector of m floats")]
-Label = Annotated[int, Field(ge=0, le=9)]
+# Integers are strict: `true`, `2.0` and `"3"` are refused, not coerced (a `seed: false` was once seed 0).
+Label = Annotated[int, Field(strict=True, ge=0, le=9)]
+Seed = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
 ModelName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 ImageFormat = Literal["pixels", "png"]
 
@@ -47,7 +49,7 @@ Images = Annotated[list[Image], Field(min_length=1, max_length=HARD_MAX_ROWS)]
 
 class Routed(Strict):
     model: ModelName | None = Field(None, description="model name; default: the server's default model")
-    version: Annotated[int, Field(ge=1)] | None = Field(None, description="pin a version; default: the newest")
+    version: Annotated[int, Field(strict=True, ge=1)] | None = Field(None, description="pin a version; default: the newest")
 
 
 LabelsField = Field(None, description="conditional models only: one class 0..9 per row")
@@ -56,8 +58,8 @@ LabelsField = Field(None, description="conditional models only: one class 0..9 p
 class EncodeRequest(Routed):
     images: Images
     labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | None = LabelsField
-    sample: bool = Field(False, description="also return z = mu + sigma * eps")
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+    sample: Annotated[bool, Field(strict=True)] = Field(False, description="also return z = mu + sigma * eps")
+    seed: Seed | None = None
 
 
 class EncodeResponse(BaseModel):
@@ -81,8 +83,8 @@ class ImagesResponse(BaseModel):
 
 
 class SampleRequest(Routed):
-    n: Annotated[int, Field(ge=1, le=HARD_MAX_ROWS)] = 1
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+    n: Annotated[int, Field(strict=True, ge=1, le=HARD_MAX_ROWS)] = 1
+    seed: Seed | None = None
     temperature: Annotated[float, Field(gt=0.0, le=10.0, allow_inf_nan=False)] = 1.0
     labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | Literal["balanced"] | None = None
     format: ImageFormat = "pixels"
@@ -114,7 +116,7 @@ class Endpoint(Strict):
 class InterpolateRequest(Routed):
     start: Endpoint
     end: Endpoint
-    steps: Annotated[int, Field(ge=2, le=1024)] = 10
+    steps: Annotated[int, Field(strict=True, ge=2, le=1024)] = 10
     method: Literal["linear", "slerp"] = "linear"
     label: Label | None = Field(None, description="conditional models only: the class of every image on the path")
     format: ImageFormat = "pixels"

@@ -1,4 +1,4 @@
-"""python -m training {train,evaluate,export,data,table,train-judge,judge} — see --help on each."""
+"""python -m training {train,evaluate,export,data,table,list,train-judge,judge} — see --help on each."""
 
 from __future__ import annotations
 
@@ -102,11 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("table", help="print the Markdown table of measured figures for a repository")
     t.add_argument("repository", type=Path, nargs="?", default=Path("models"))
     t.add_argument("--extra", type=Path, nargs="*", default=[], help="more checkpoints to list")
+    ls = sub.add_parser("list", help="print the newest model.ts of each model in a repository, one a line")
+    ls.add_argument("repository", type=Path, nargs="?", default=Path("models"))
+    ls.add_argument("--generative", action="store_true", help="only models with a prior to sample from (meta)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data,
-                "table": cmd_table, "judge": cmd_judge, "train-judge": cmd_train_judge}[args.cmd](args)
+        commands = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data,
+                    "table": cmd_table, "list": cmd_list, "judge": cmd_judge, "train-judge": cmd_train_judge}
+        return commands[args.cmd](args)
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -125,8 +129,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
+    from checkpoint import write_metrics
     from training.evaluate import evaluate
-    from training.export import update_metrics
     from training.loop import resolve_device
 
     device = resolve_device(a.device)
@@ -140,7 +144,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     print(json.dumps(result, indent=1))
     if not a.no_write and not a.limit:
         key = "evaluation" if a.binarize_seed is None else "evaluation_binarised"
-        update_metrics(a.checkpoint, {key: result})
+        write_metrics(a.checkpoint, {key: result})
     return 0
 
 
@@ -168,7 +172,7 @@ def cmd_train_judge(a: argparse.Namespace) -> int:
 
 
 def cmd_judge(a: argparse.Namespace) -> int:
-    from training.export import update_metrics
+    from checkpoint import write_metrics
     from training.judge import judge_generator
     from training.loop import resolve_device
 
@@ -180,17 +184,27 @@ def cmd_judge(a: argparse.Namespace) -> int:
     result["judge_seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result, indent=1))
     if not a.no_write:
-        update_metrics(a.checkpoint, {"judge": result})
+        write_metrics(a.checkpoint, {"judge": result})
     return 0
 
 
 def cmd_table(a: argparse.Namespace) -> int:
-    from training.report import judge_table, newest, table
+    from checkpoint import newest
+    from training.report import judge_table, table
 
     paths = newest(a.repository) + list(a.extra)
     print(table(paths))
     print()
     print(judge_table(paths))
+    return 0
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    from checkpoint import newest, read_meta
+
+    for path in newest(a.repository):
+        if not a.generative or read_meta(path).get("generative"):
+            print(path)
     return 0
 
 

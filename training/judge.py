@@ -20,10 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from checkpoint import save, weights_sha256
 from model.judge import JudgeCNN
 from training.data import Mnist
 from training.evaluate import load
-from training.export import code_commit, save, weights_sha256
+from training.export import code_commit
 from training.loop import to_tensor
 
 log = logging.getLogger("training.judge")

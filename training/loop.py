@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from model import ModelSpec, build, objective
+from model import ModelSpec, build, kind, objective, pixels
 from training.config import TrainConfig
 from training.data import load_mnist
 from training.export import export
@@ -77,9 +77,9 @@ def measure_test(
             total += loss.item() * len(xb)
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v.item() * len(xb)
-            mu, _ = model.encode(xb, yb if spec.kind == "cvae" else None)
-            out = model.decode_raw(mu, yb if spec.kind == "cvae" else None)
-            rec = out.clamp(0, 1) if spec.kind == "linear-ae" else torch.sigmoid(out)
+            cond = kind(spec.kind).labels(yb)
+            mu, _ = model.encode(xb, cond)
+            rec = pixels(model, model.decode_raw(mu, cond))
             mse += (rec - xb).pow(2).mean().item() * len(xb)
     model.train()
     n = len(x)
@@ -197,14 +197,16 @@ def train(cfg: TrainConfig) -> Path | None:
 def write_grids(model: nn.Module, spec: ModelSpec, xte: torch.Tensor, yte: torch.Tensor, run_dir: Path) -> None:
     """reconstructions.png (odd rows: test digits, even rows: their reconstructions); samples.png for VAEs."""
     x, y = xte[:32], yte[:32]
-    cond = y if spec.kind == "cvae" else None
+    k = kind(spec.kind)
+    cond = k.labels(y)
     mu, _ = model.encode(x, cond)
     out = model.decode_raw(mu, cond)
-    rec = out.clamp(0, 1) if spec.kind == "linear-ae" else torch.sigmoid(out)
+    rec = pixels(model, out)
     rows = torch.cat([torch.stack([x[i:i + 8], rec[i:i + 8]]) for i in range(0, 32, 8)]).flatten(0, 1)
     save_grid(rows, 8, run_dir / "reconstructions.png")
-    if spec.kind in ("vae", "cvae"):
+    if k.stochastic:  # a prior to sample from
         gen = torch.Generator(xte.device).manual_seed(0)
         z = torch.randn(100, spec.latent_dim, generator=gen, device=xte.device)
-        labels = torch.arange(10, device=xte.device).repeat_interleave(10) if spec.kind == "cvae" else None
+        labels = torch.arange(10, device=xte.device).repeat_interleave(10) % max(k.num_classes, 1)
+        labels = k.labels(labels)
         save_grid(torch.sigmoid(model.decode_raw(z, labels)), 10, run_dir / "samples.png")

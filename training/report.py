@@ -1,38 +1,41 @@
-"""The README's model table, made from the metrics recorded in each checkpoint's meta.json."""
+"""The README's model tables, made from each checkpoint's meta (what it is) and metrics.json (what it scored)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from training.export import read_meta
+from checkpoint import read_meta, read_metrics
+from model.registry import KINDS
 
-
-def newest(repository: Path) -> list[Path]:
-    out = []
-    for d in sorted(p for p in repository.iterdir() if p.is_dir()):
-        versions = [v for v in d.iterdir() if v.name.isdigit() and (v / "model.ts").exists()]
-        if versions:
-            out.append(max(versions, key=lambda v: int(v.name)) / "model.ts")
-    return out
+BASELINES = {"vae-mlp-z20": "pytorch/examples architecture (baseline)"}  # reference rows, by model name
 
 
-def _note(meta: dict) -> str:
-    spec = meta["config"]["spec"]
-    if (meta["kind"], spec["arch"], spec["width"], meta["latent_dim"], meta["config"]["epochs"]) == \
-            ("vae", "mlp", 400, 20, 10):
-        return "pytorch/examples architecture (baseline)"
-    if meta["kind"] == "cvae":
+def read(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    meta = read_meta(path)
+    return meta, read_metrics(path, meta)
+
+
+def _note(meta: dict[str, Any]) -> str:
+    if meta["name"] in BASELINES:
+        return BASELINES[meta["name"]]
+    if meta.get("num_classes"):
         return "conditional: NLL of x given its label"
     return ""
+
+
+def _arch(meta: dict[str, Any]) -> str:
+    spec = meta["config"]["spec"]
+    k = KINDS.get(meta["kind"])
+    return f"{spec['arch']}-{spec['width']}" if k is None or k.uses_arch else "linear"
 
 
 def table(paths: list[Path]) -> str:
     rows = ["| model | kind | m | arch | epochs | test MSE | -ELBO | IWAE NLL (k) | other | train time |",
             "|---|---|---:|---|---:|---:|---:|---:|---|---|"]
     for p in paths:
-        meta = read_meta(p)
-        ev = meta["metrics"].get("evaluation") or meta["metrics"].get("evaluation_binarised") or {}
-        spec = meta["config"]["spec"]
+        meta, metrics = read(p)
+        ev = metrics.get("evaluation") or metrics.get("evaluation_binarised") or {}
         other = []
         if "mse_over_pca" in ev:
             other.append(f"MSE / PCA(m) = {ev['mse_over_pca']:.4f} (PCA {ev['pca_mse']:.5f})")
@@ -48,9 +51,8 @@ def table(paths: list[Path]) -> str:
             other.append(note)
         nll = f"{ev['iwae_nll']:.2f} ({ev['iwae_k']})" if "iwae_nll" in ev else ""
         elbo = f"{ev['neg_elbo']:.2f}" if "neg_elbo" in ev else ""
-        m = meta["metrics"]
-        arch = f"{spec['arch']}-{spec['width']}" if meta["kind"] != "linear-ae" else "linear"
-        rows.append(f"| {meta['name']} v{meta['version']} | {meta['kind']} | {meta['latent_dim']} | {arch} | "
+        m = metrics
+        rows.append(f"| {meta['name']} v{meta['version']} | {meta['kind']} | {meta['latent_dim']} | {_arch(meta)} | "
                     f"{meta['config']['epochs']} | {ev.get('mse', float('nan')):.5f} | {elbo} | {nll} | "
                     f"{'; '.join(other)} | {m.get('train_seconds', 0):.0f} s ({m.get('train_device', '?')}) |")
     return "\n".join(rows)
@@ -63,13 +65,13 @@ def judge_table(paths: list[Path]) -> str:
             "|---|---|---:|---:|---:|---:|---:|---:|"]
     ref = None
     for p in paths:
-        meta = read_meta(p)
-        j = meta["metrics"].get("judge")
+        meta, metrics = read(p)
+        j = metrics.get("judge")
         if not j:
             continue
         ref = ref or j["real_train_reference"]
         cond = f"{j['cond_acc']:.1%}" if "cond_acc" in j else ""
-        baseline = " (baseline)" if "baseline" in _note(meta) else ""
+        baseline = " (baseline)" if meta["name"] in BASELINES else ""
         rows.append(f"| {meta['name']} v{meta['version']}{baseline} | {meta['kind']} | {meta['latent_dim']} | "
                     f"{j['n']} | {j['confident']:.1%} | {j['class_entropy_bits']:.3f} | {j['frechet']:.3f} | {cond} |")
     if ref is not None:

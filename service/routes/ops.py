@@ -19,7 +19,8 @@ router = APIRouter()
 
 def summary(ckpt: Checkpoint) -> dict[str, Any]:
     m = ckpt.meta
-    return {**{k: v for k, v in m.items() if k != "config"}, "name": ckpt.name, "version": ckpt.version}
+    return {**{k: v for k, v in m.items() if k != "config"}, "metrics": ckpt.metrics, "name": ckpt.name,
+            "version": ckpt.version}
 
 
 def _state(request: Request) -> AppState:
@@ -41,7 +42,8 @@ async def get_model(name: str, request: Request, version: int | None = None) -> 
     """One model's full meta (training config and measured metrics included)."""
     st = _state(request)
     ckpt = st.resolve(name, version)
-    return json_response({**ckpt.meta, "name": ckpt.name, "version": ckpt.version, "versions": sorted(st.models[name])})
+    return json_response({**ckpt.meta, "metrics": ckpt.metrics, "name": ckpt.name, "version": ckpt.version,
+                          "versions": sorted(st.models[name])})
 
 
 @router.post("/admin/reload", responses={401: {"model": ErrorResponse}})

@@ -30,7 +30,6 @@ def test_good_checkpoint_loads(tiny_repo: Path) -> None:
 
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda m, mod: m.update(format=2), "format 2 unsupported"),
-    (lambda m, mod: m.update(kind="gan"), "kind 'gan' unknown"),
     (lambda m, mod: m.update(latent_dim=7), "meta promises (B, 7)"),
     (lambda m, mod: m.pop("latent_dim"), "lacks ['latent_dim']"),
     (lambda m, mod: m.update(weights_sha256="0" * 64), "tampered"),
@@ -39,6 +38,29 @@ def test_contract_breaking_meta_is_refused(tiny_repo: Path, tmp_path: Path, edit
     bad = copy_with_meta(tiny_repo / "vae-z4" / "1" / "model.ts", tmp_path / "bad" / "1" / "model.ts", edit)
     with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         load_checkpoint(bad)
+
+
+def test_a_new_kind_that_meets_the_contract_is_served(tiny_repo: Path, tmp_path: Path) -> None:
+    """Capabilities, not a list of kind names: a kind this server has never heard of loads."""
+    path = copy_with_meta(tiny_repo / "vae-z4" / "1" / "model.ts", tmp_path / "new" / "1" / "model.ts",
+                          lambda m, mod: m.update(kind="flow-vae-from-elsewhere"))
+    ckpt = load_checkpoint(path)
+    assert ckpt.meta["kind"] == "flow-vae-from-elsewhere" and ckpt.generative
+
+
+def test_figures_come_from_metrics_json_and_follow_its_changes(tiny_repo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from checkpoint import write_metrics
+
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_repo / "vae-z2", repo / "vae-z2")
+    models, _ = scan(repo)
+    ckpt = models["vae-z2"][1]
+    assert ckpt.metrics == {"test_mse": 0.1} and "metrics" not in ckpt.meta
+    write_metrics(ckpt.path, {"judge": {"frechet": 1.5}})
+    again, _ = scan(repo, models)
+    assert again["vae-z2"][1] is ckpt and ckpt.metrics["judge"] == {"frechet": 1.5}  # no reload of the module
 
 
 def test_changed_weights_are_refused(tiny_repo: Path, tmp_path: Path) -> None:

@@ -65,3 +65,16 @@ def test_watcher_picks_up_new_versions(tiny_repo: Path, tmp_path: Path) -> None:
         while time.time() < deadline and c.get("/models/vae-z2").json()["version"] != 5:
             time.sleep(0.1)
         assert c.get("/models/vae-z2").json()["version"] == 5
+
+
+def test_reload_that_brings_the_default_model_makes_the_server_ready(tiny_repo: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_repo, repo)
+    shutil.rmtree(repo / "vae-z4")
+    with TestClient(create_app(make_settings(repo))) as c:
+        assert c.get("/readyz").status_code == 503 and c.get("/v2/health/ready").status_code == 503
+        assert c.post("/sample", json={"n": 1}).status_code == 503
+        install(tiny_repo / "vae-z4" / "1" / "model.ts", repo / "vae-z4" / "1" / "model.ts")
+        assert c.post("/admin/reload").json()["added"] == ["vae-z4/1"]
+        assert c.get("/readyz").status_code == 200 and c.get("/v2/health/ready").status_code == 200
+        assert c.post("/sample", json={"n": 1}).status_code == 200

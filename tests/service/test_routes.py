@@ -241,3 +241,48 @@ def test_large_answers_serialised_off_the_loop_are_identical(client: TestClient)
     np.testing.assert_array_equal(pngs, np.rint(arr * 255).astype(np.uint8))
     pixels = np.array(client.post("/sample", json={"n": 100, "seed": 9}).json()["images"], dtype=np.float32)
     np.testing.assert_array_equal(pixels, arr)
+
+
+def test_every_inference_request_passes_one_admission(tiny_repo: Path) -> None:
+    """REST and v2 alike count against max_inflight, and the counts return to zero, failures included."""
+    from fastapi.testclient import TestClient as TC
+
+    from service.app import create_app
+    from tests.service.conftest import make_settings
+
+    with TC(create_app(make_settings(tiny_repo, max_inflight=4))) as c:
+        adm = c.app.state.vae.admission
+        v2 = {"inputs": [{"name": "z", "shape": [1, 4], "datatype": "FP32", "data": [0.0] * 4}]}
+        for _ in range(3):
+            assert c.post("/decode", json={"z": [[0.0] * 4]}).status_code == 200
+            assert c.post("/v2/models/vae-z4-decoder/infer", json=v2).status_code == 200
+            assert c.post("/v2/models/vae-z4-decoder/infer", json={"inputs": []}).status_code == 422
+            assert c.post("/decode", json={"z": [[0.0] * 5]}).status_code == 422
+        assert (adm.inflight, adm.arriving) == (0, 0)
+        adm.inflight = 4  # as if four requests were in flight
+        for r in (c.post("/v2/models/vae-z4-decoder/infer", json=v2), c.post("/decode", json={"z": [[0.0] * 4]})):
+            assert r.status_code == 429 and r.headers["retry-after"] and "in flight" in r.json()["error"]
+        adm.inflight = 0
+
+
+def test_interpolate_has_one_deadline_for_both_steps(tiny_repo: Path) -> None:
+    """Encode then decode share the request's deadline: two slow steps cannot take 2x request_timeout_s."""
+    import time as _time
+
+    from fastapi.testclient import TestClient as TC
+
+    from service.app import create_app
+    from tests.service.conftest import make_settings
+
+    with TC(create_app(make_settings(tiny_repo, request_timeout_s=1.0))) as c:
+        runtime = c.app.state.vae.runtime
+        real = runtime.run
+
+        def slow(*args: object) -> torch.Tensor:
+            _time.sleep(0.6)  # each step alone is within the deadline; both together are not
+            return real(*args)
+
+        runtime.run = slow
+        ends = {"start": {"image": {"pixels": pixels(0.2)}}, "end": {"image": {"pixels": pixels(0.8)}}}
+        r = c.post("/interpolate", json={**ends, "steps": 3})
+        assert r.status_code == 504 and "deadline" in r.json()["error"]

@@ -69,6 +69,12 @@ BAD = [
     ("/sample", {"n": 1, "model": "deep-ae-z4"}, "not generative"),
     ("/sample", {"n": 1, "labels": "balanced"}, "not conditional"),
     ("/sample", {"n": 2, "seed": -1}, "greater than or equal to 0"),
+    ("/sample", {"n": 2, "seed": False}, "seed: Input should be a valid integer"),  # strict: no bool -> 0
+    ("/sample", {"n": True}, "n: Input should be a valid integer"),
+    ("/sample", {"n": 2.0}, "n: Input should be a valid integer"),
+    ("/decode", {"z": [[0.0] * 4], "version": "1"}, "version: Input should be a valid integer"),
+    ("/interpolate", {"start": {"z": [0.0] * 4}, "end": {"z": [0.0] * 4}, "steps": "3"}, "valid integer"),
+    ("/encode", {"images": [{"pixels": pixels()}], "sample": 1}, "sample: Input should be a valid boolean"),
     ("/interpolate", {"start": {"z": [0.0] * 4}, "end": {"z": [0.0] * 4}, "steps": 1}, "greater than or equal to 2"),
     ("/interpolate", {"start": {"z": [0.0] * 4}, "end": {}, "steps": 3}, "exactly one"),
     ("/interpolate", {"start": {"z": [0.0] * 4}, "end": {"z": [0.0] * 5}}, "end.z[0] has 5 values"),

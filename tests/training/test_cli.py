@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from checkpoint import read_meta, read_metrics
 from training.__main__ import main
-from training.export import read_meta
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +33,7 @@ def test_train_export_evaluate(kind: str, idx_dir: Path, tmp_path: Path, capsys:
     assert [m["epoch"] for m in lines] == [1, 2]
     assert (run / "reconstructions.png").exists() and (run / "samples.png").exists() == (kind == "vae")
     capsys.readouterr()
+    before = ckpt.stat().st_mtime_ns
     assert main(["evaluate", str(ckpt), "--idx-dir", str(idx_dir), "--iwae-k", "8", "--device", "cpu"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["test_images"] == 64 and result["mse"] > 0
@@ -41,7 +42,8 @@ def test_train_export_evaluate(kind: str, idx_dir: Path, tmp_path: Path, capsys:
     assert expected in result
     if kind == "vae":  # the IWAE bound is tighter than the ELBO (up to Monte-Carlo noise)
         assert result["iwae_nll"] <= result["neg_elbo"] + 1.0
-    assert read_meta(ckpt)["metrics"]["evaluation"][expected] == result[expected]
+    assert read_metrics(ckpt)["evaluation"][expected] == result[expected]
+    assert ckpt.stat().st_mtime_ns == before and "metrics" not in read_meta(ckpt)  # model.ts never rewritten
 
 
 def test_same_seed_same_model(idx_dir: Path, tmp_path: Path) -> None:
@@ -77,5 +79,4 @@ def test_ddp_two_cpu_processes(idx_dir: Path, tmp_path: Path) -> None:
            "-m", "training", *_train_args(idx_dir, tmp_path, "--kind", "vae", "--latent-dim", "2", "--epochs", "2")]
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    meta = read_meta(tmp_path / "repo" / "vae-z2" / "1" / "model.ts")
-    assert meta["metrics"]["world_size"] == 2
+    assert read_metrics(tmp_path / "repo" / "vae-z2" / "1" / "model.ts")["world_size"] == 2

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from checkpoint import read_meta, read_metrics
 from training.__main__ import main
-from training.export import read_meta
 from training.judge import class_entropy_bits, frechet_distance
 
 
@@ -51,7 +51,7 @@ def test_train_judge_then_judge_generators(idx_dir: Path, tmp_path: Path, capsys
         out = json.loads(capsys.readouterr().out)
         assert sum(out["class_histogram"]) == 60 and 0 <= out["confident"] <= 1 and out["frechet"] >= 0
         assert ("cond_acc" in out) == (kind == "cvae")
-        assert read_meta(ckpt)["metrics"]["judge"]["frechet"] == out["frechet"]
+        assert read_metrics(ckpt)["judge"]["frechet"] == out["frechet"]
     # Autoencoders have no prior: refused with a message, exit 2.
     assert main(["train", "--kind", "deep-ae", "--latent-dim", "3", "--epochs", "1", "--width", "16",
                  "--idx-dir", str(idx_dir), "--runs-dir", str(tmp_path / "runs"), "--repository", str(repo),
