@@ -8,6 +8,8 @@ PY=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+# KServe's API types, read by tests/deploy/test_kserve.py as source (its own runtime deps are not needed)
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "kserve==0.21.0"
 # --tests: also Debian's Chromium for the explorer's browser tests (Playwright's own browser downloads are not
 # used). Needs root or password-less sudo; without it, say so and go on (the browser tests will say it again).
 if [[ "${1:-}" == "--tests" && ! -x /usr/bin/chromium && -z "${VAESERVE_CHROMIUM:-}" ]]; then
