@@ -1,15 +1,23 @@
 """python -m service: serve the model repository with uvicorn (settings from VAESERVE_* env vars).
 
-SIGTERM/SIGINT: /readyz turns 503 at once, the listener closes, requests already received are
-answered (with Connection: close) for up to drain_timeout_s, then the process exits 0.
+SIGTERM/SIGINT drain, so that no connection that carried a request is reset:
+  1. /readyz and /v2/health/ready turn 503 at once; the listener stays open. Requests already queued are
+     served; new inference requests get 503; every answer carries `Connection: close`, so each client's
+     connection ends after an answer, never under a request.
+  2. Once no request has started for DRAIN_QUIET_S (or DRAIN_WINDOW_S has passed), the listener closes:
+     closing it earlier resets connections the kernel had already accepted into its backlog.
+  3. uvicorn's own shutdown: idle connections close, requests in flight finish (drain_timeout_s), exit 0.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
+import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 
@@ -19,8 +27,34 @@ from service.app import create_app
 from service.logs import configure
 from service.settings import get_settings
 
+DRAIN_QUIET_S = 0.5  # no request started for this long: nobody is still sending to us
+DRAIN_WINDOW_S = 10.0  # the listener closes after this long even under steady arrivals
+
 
 class DrainingServer(uvicorn.Server):
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.drain()
+        await super().shutdown(sockets)
+
+    async def drain(self) -> None:
+        """Step 2 above: wait, listener open, until arrivals stop."""
+        state = self._state()
+        if state is None:
+            return
+        state.draining = True
+        window = min(DRAIN_WINDOW_S, self.config.timeout_graceful_shutdown or DRAIN_WINDOW_S)
+        end = time.monotonic() + window
+        while time.monotonic() < end and not self.force_exit:
+            if time.monotonic() - state.last_request_at >= DRAIN_QUIET_S:
+                return
+            await asyncio.sleep(0.05)
+
+    def _state(self):  # type: ignore[no-untyped-def]
+        app = self.config.loaded_app
+        while hasattr(app, "app") and not hasattr(app, "state"):
+            app = app.app  # unwrap uvicorn's proxy middlewares
+        return getattr(getattr(app, "state", None), "vae", None)
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         """Handle SIGTERM/SIGINT as a drain, and exit 0 after it (uvicorn would re-raise the signal)."""
@@ -35,11 +69,9 @@ class DrainingServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        app = self.config.loaded_app
-        while hasattr(app, "app") and not hasattr(app, "state"):
-            app = app.app  # unwrap uvicorn's proxy middlewares
-        if hasattr(app, "state") and hasattr(app.state, "vae"):
-            app.state.vae.draining = True
+        state = self._state()
+        if state is not None:
+            state.draining = True  # step 1, at once: readiness 503, Connection: close on every answer
         super().handle_exit(sig, frame)
 
 

@@ -82,6 +82,7 @@ class RequestContext:
             await send(msg)
 
         t0 = time.perf_counter()
+        state.last_request_at = time.monotonic()
         try:
             await self.app(scope, receive, send_with_context)
         finally:

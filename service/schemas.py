@@ -49,7 +49,8 @@ Images = Annotated[list[Image], Field(min_length=1, max_length=HARD_MAX_ROWS)]
 
 class Routed(Strict):
     model: ModelName | None = Field(None, description="model name; default: the server's default model")
-    version: Annotated[int, Field(strict=True, ge=1)] | None = Field(None, description="pin a version; default: the newest")
+    version: Annotated[int, Field(strict=True, ge=1)] | None = Field(
+        None, description="pin a version; default: the newest")
 
 
 LabelsField = Field(None, description="conditional models only: one class 0..9 per row")

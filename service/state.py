@@ -29,6 +29,7 @@ class AppState:
         self.batchers: dict[tuple[str, int, str], Batcher] = {}
         self.ready = False
         self.draining = False
+        self.last_request_at = 0.0  # time.monotonic() of the newest request: the drain waits for quiet
         self.admission = Admission(settings.max_inflight, settings.request_timeout_s, settings.retry_after_s,
                                    self.metrics.inflight.inc)
         self._reload_lock = asyncio.Lock()
