@@ -53,7 +53,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Autoencoders and VAEs on MNIST: encode, decode, sample, interpolate, reconstruct.")
     app.state.vae = state
     errors.install(app)
-    app.router.routes[:0] = table.routes()  # inference first: plain routes, matched before FastAPI's
     app.include_router(ops.router)
     app.include_router(v2.router)
     app.mount("/explorer", StaticFiles(directory=STATIC), name="explorer")
@@ -62,7 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def explorer() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
-    # add_middleware wraps: the last added runs first. Request context outermost (it sees every answer).
+    # add_middleware wraps: the last added runs first. The table's routes innermost (every concern applies
+    # to them), request context outermost (it sees every answer).
+    app.add_middleware(table.TableRouter)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["content-type", "accept", "x-api-key", "x-request-id",
@@ -70,7 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            expose_headers=["x-request-id", "x-seed", "x-model", "x-model-version",
                                            "inference-header-content-length"])
     app.add_middleware(BodyLimit, state=state)
-    app.add_middleware(ApiKeyAuth, state=state)
+    if settings.api_key:  # no key, no layer: every layer costs a few microseconds on every request
+        app.add_middleware(ApiKeyAuth, state=state)
     app.add_middleware(RequestContext, state=state)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app

@@ -77,6 +77,10 @@ def install(app: FastAPI) -> None:
     async def invalid(_: Request, exc: RequestValidationError) -> Response:
         return error_response(invalid_body(list(exc.errors())))
 
+    @app.exception_handler(Exception)
+    async def bug(_: Request, exc: Exception) -> Response:  # logged by Starlette; the client gets JSON
+        return json_error(500, "internal server error")
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400 and "parsing the body" in str(exc.detail):

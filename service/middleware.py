@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -36,6 +37,15 @@ async def send_error(send: Send, exc: ServiceError) -> None:
                *((k.lower().encode(), v.encode()) for k, v in extra.items())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+_ID_PREFIX = os.urandom(6).hex()  # per process: ids stay unique across replicas and restarts
+_ID_COUNTER = itertools.count(1)
+
+
+def next_request_id() -> bytes:
+    """A unique request id, ~10x cheaper than uuid4 (it is made for every request)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}".encode()
 
 
 def route_label(scope: Scope) -> str:
@@ -67,7 +77,7 @@ class RequestContext:
             if k == b"x-request-id":
                 rid = v[:64]
                 break
-        rid = rid or uuid.uuid4().hex.encode()
+        rid = rid or next_request_id()
         status = 500
         state = self.state
 

@@ -286,3 +286,24 @@ def test_interpolate_has_one_deadline_for_both_steps(tiny_repo: Path) -> None:
         ends = {"start": {"image": {"pixels": pixels(0.2)}}, "end": {"image": {"pixels": pixels(0.8)}}}
         r = c.post("/interpolate", json={**ends, "steps": 3})
         assert r.status_code == 504 and "deadline" in r.json()["error"]
+
+
+def test_table_routes_answer_405_as_json_and_are_labelled_by_template(client: TestClient) -> None:
+    r = client.get("/decode")
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and "takes POST" in r.json()["error"]
+    v2 = {"inputs": [{"name": "z", "shape": [1, 4], "datatype": "FP32", "data": [0.0] * 4}]}
+    assert client.post("/v2/models/vae-z4-decoder/versions/1/infer", json=v2).status_code == 200
+    text = client.get("/metrics").text
+    assert 'route="/decode",status="405"' in text
+    assert 'route="/v2/models/{model}/versions/{version}/infer",status="200"' in text
+
+
+def test_openapi_has_every_table_row_with_its_bodies(client: TestClient) -> None:
+    from service.routes.table import ENDPOINTS
+
+    spec = client.get("/openapi.json").json()
+    for e in ENDPOINTS:
+        op = spec["paths"][e.path]["post"]
+        ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/" + e.request.__name__) and e.request.__name__ in spec["components"]["schemas"]
+        assert {"200", "422", "429", "503", "504"} <= op["responses"].keys()
