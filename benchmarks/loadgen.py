@@ -61,8 +61,8 @@ class _Conn(asyncio.Protocol):
                 return
             head = bytes(self.buf[:end]).lower()
             self.status = int(head[9:12])
-            i = head.find(b"content-length:")
-            length = int(head[i + 15: head.find(b"\r\n", i)].strip()) if i >= 0 else 0
+            i = head.find(b"\r\ncontent-length:")  # at a line start: not inference-header-content-length
+            length = int(head[i + 17: head.find(b"\r\n", i + 2)].strip()) if i >= 0 else 0
             self.need = end + 4 + length
         if len(self.buf) >= self.need:
             n = self.need
@@ -83,16 +83,17 @@ class _Conn(asyncio.Protocol):
         return await self.waiter
 
 
-def build_request(url: str, body: bytes, accept: str = "application/json") -> bytes:
+def build_request(url: str, body: bytes, accept: str = "application/json", headers: str = "") -> bytes:
+    """One raw HTTP/1.1 POST; `headers` is extra header lines, each ending in CRLF."""
     u = urlparse(url)
     return (f"POST {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nContent-Type: application/json\r\n"
-            f"Accept: {accept}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+            f"Accept: {accept}\r\n{headers}Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
 async def run(url: str, body: bytes, concurrency: int, seconds: float, warmup: float = 1.0,
-              accept: str = "application/json") -> Result:
+              accept: str = "application/json", headers: str = "") -> Result:
     u = urlparse(url)
-    raw = build_request(url, body, accept)
+    raw = build_request(url, body, accept, headers)
     loop = asyncio.get_running_loop()
     res = Result()
     start = time.perf_counter()
@@ -125,9 +126,10 @@ async def run(url: str, body: bytes, concurrency: int, seconds: float, warmup: f
     return res
 
 
-def measure(url: str, body: bytes, concurrency: int, seconds: float, accept: str = "application/json") -> Result:
+def measure(url: str, body: bytes, concurrency: int, seconds: float, accept: str = "application/json",
+            headers: str = "") -> Result:
     runner = uvloop.run if uvloop is not None else asyncio.run
-    return runner(run(url, body, concurrency, seconds, accept=accept))
+    return runner(run(url, body, concurrency, seconds, accept=accept, headers=headers))
 
 
 if __name__ == "__main__":

@@ -134,14 +134,13 @@ def encode_response(model_name: str, version: int, request: InferRequest, arrays
     if unknown:
         raise InvalidInput(f"unknown outputs {unknown}; this model gives {list(arrays)}")
     outputs: list[dict[str, Any]] = []
-    blobs: list[bytes] = []
+    blobs: list[memoryview] = []
     for name, binary in wanted:
         arr = np.ascontiguousarray(arrays[name], dtype=DTYPES[datatypes[name]])
         out: dict[str, Any] = {"name": name, "datatype": datatypes[name], "shape": list(arr.shape)}
         if binary:
-            blob = arr.tobytes()
-            out["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
+            out["parameters"] = {"binary_data_size": arr.nbytes}
+            blobs.append(memoryview(arr).cast("B"))  # joined once below: one copy of the data in all
         else:
             out["data"] = arr.reshape(-1)
         outputs.append(out)

@@ -1,0 +1,81 @@
+"""Open Inference Protocol bulk tensors against the REST routes' .npy, same server, same run.
+
+The server (vaeserve, one torch thread) runs on core 0, this load generator on core 1. Each scenario moves
+`--rows` rows per request at concurrency 2:
+  REST  /decode   z as JSON in, images as .npy out        (the REST bulk decode path)
+  REST  /sample   n rows as .npy out                      (no input at all: the cheapest REST bulk path)
+  v2    decoder   z as binary tensor data in, x binary out (Inference-Header-Content-Length both ways)
+  v2    decoder   z and x as JSON                          (what a client gets without the binary extension)
+Usage: python benchmarks/oip.py [--model vae-mlp-z20] [--rows 1024] [--seconds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import measure  # noqa: E402
+from serve import ROOT, free_port, row, server, torch_meta  # noqa: E402
+
+CLIENT_CORE = 1
+
+
+def v2_binary_body(z: np.ndarray) -> tuple[bytes, str]:
+    head = json.dumps({"inputs": [{"name": "z", "shape": list(z.shape), "datatype": "FP32",
+                                   "parameters": {"binary_data_size": z.nbytes}}],
+                       "outputs": [{"name": "x", "parameters": {"binary_data": True}}]}).encode()
+    return head + z.tobytes(), f"Inference-Header-Content-Length: {len(head)}\r\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="vae-mlp-z20")
+    p.add_argument("--rows", type=int, default=1024)
+    p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--repository", type=Path, default=ROOT / "models")
+    a = p.parse_args()
+    os.sched_setaffinity(0, {CLIENT_CORE})
+    ckpt = sorted((a.repository / a.model).iterdir(), key=lambda d: int(d.name))[-1] / "model.ts"
+    m = json.loads(torch_meta(ckpt))["latent_dim"]
+    z = np.random.default_rng(0).standard_normal((a.rows, m)).astype(np.float32)
+    port = free_port()
+    env = {"VAESERVE_PORT": str(port), "VAESERVE_MODEL_REPOSITORY": str(a.repository),
+           "VAESERVE_DEFAULT_MODEL": a.model, "VAESERVE_TORCH_THREADS": "1",
+           "VAESERVE_LOG_LEVEL": "warning", "VAESERVE_QUEUE_ROWS": "100000",
+           "VAESERVE_MAX_ROWS": str(max(a.rows, 1024))}
+    url = f"http://127.0.0.1:{port}"
+    rows = []
+    with server([sys.executable, "-m", "service"], env, url + "/readyz"):
+        rest = json.dumps({"z": z.tolist()}).encode()
+        rows.append(row(f"REST /decode {a.rows} rows, JSON in, .npy out", measure(
+            url + "/decode", rest, 2, a.seconds, accept="application/x-npy"), a.rows))
+        rows.append(row(f"REST /sample n={a.rows}, .npy out", measure(
+            url + "/sample", json.dumps({"n": a.rows, "seed": 1}).encode(), 2, a.seconds,
+            accept="application/x-npy"), a.rows))
+        body, header = v2_binary_body(z)
+        rows.append(row(f"v2 {a.model}-decoder {a.rows} rows, binary in and out", measure(
+            f"{url}/v2/models/{a.model}-decoder/infer", body, 2, a.seconds, headers=header), a.rows))
+        js = json.dumps({"inputs": [{"name": "z", "shape": list(z.shape), "datatype": "FP32",
+                                     "data": z.reshape(-1).tolist()}]}).encode()
+        rows.append(row(f"v2 {a.model}-decoder {a.rows} rows, JSON in and out", measure(
+            f"{url}/v2/models/{a.model}-decoder/infer", js, 2, a.seconds), a.rows))
+    print(f"\nmodel {a.model}; server on core 0 (one torch thread), load generator on core 1; c=2, "
+          f"{a.seconds:.0f} s per scenario\n")
+    print("| scenario | req/s | rows/s | p50 ms | p99 ms | non-200 |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['scenario']} | {r['req_s']:.1f} | {r['rows_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+              f"| {r['non_200']} |")
+    print(f"\n- v2 binary rows/s vs REST /decode .npy: **{rows[2]['rows_s'] / rows[0]['rows_s']:.2f}**")
+    print(f"- v2 binary rows/s vs REST /sample .npy: **{rows[2]['rows_s'] / rows[1]['rows_s']:.2f}**")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
