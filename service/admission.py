@@ -8,7 +8,6 @@ A Ticket lives from the moment a request is routed until its answer is built:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from types import TracebackType
 
 from service.domain import Overloaded
@@ -17,12 +16,10 @@ from service.domain import Overloaded
 class Admission:
     """Counts what is in the server; the batchers read `arriving`."""
 
-    def __init__(self, max_inflight: int, timeout_s: float, retry_after_s: int,
-                 on_change: Callable[[int], None] | None = None) -> None:
+    def __init__(self, max_inflight: int, timeout_s: float, retry_after_s: int) -> None:
         self.max_inflight, self.timeout_s, self.retry_after_s = max_inflight, timeout_s, retry_after_s
         self.inflight = 0  # inference requests anywhere in the server
         self.arriving = 0  # admitted requests whose rows are not yet queued
-        self.on_change = on_change  # gauge hook: called with +1 / -1
 
     def admit(self) -> Ticket:
         """A ticket for one request, or Overloaded at once (before its body is read)."""
@@ -42,8 +39,6 @@ class Ticket:
         self.deadline = time.monotonic() + admission.timeout_s  # one deadline for every step of the request
         admission.inflight += 1
         admission.arriving += 1
-        if admission.on_change is not None:
-            admission.on_change(1)
         self._arriving = self._held = True
 
     def queued(self) -> None:
@@ -58,8 +53,6 @@ class Ticket:
         self.queued()
         self._held = False
         self.admission.inflight -= 1
-        if self.admission.on_change is not None:
-            self.admission.on_change(-1)
 
     def __enter__(self) -> Ticket:
         return self

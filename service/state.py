@@ -30,8 +30,9 @@ class AppState:
         self.ready = False
         self.draining = False
         self.last_request_at = 0.0  # time.monotonic() of the newest request: the drain waits for quiet
-        self.admission = Admission(settings.max_inflight, settings.request_timeout_s, settings.retry_after_s,
-                                   self.metrics.inflight.inc)
+        self.admission = Admission(settings.max_inflight, settings.request_timeout_s, settings.retry_after_s)
+        # read at scrape time: no gauge update (and its lock) on every request
+        self.metrics.inflight.set_function(lambda: self.admission.inflight)
         self._reload_lock = asyncio.Lock()
 
     # -- repository -------------------------------------------------------------------------
