@@ -22,6 +22,7 @@ COPY pyproject.toml README.md ./
 COPY model ./model
 COPY training ./training
 COPY service ./service
+COPY checkpoint ./checkpoint
 RUN pip install .
 
 # --- runtime stage: slim, non-root, models baked in as defaults ---------------------------------

@@ -107,6 +107,16 @@ def test_docker_build_context_has_what_the_image_copies() -> None:
     assert "HEALTHCHECK" in text and "/readyz" in text and "USER 10001" in text
 
 
+def test_image_copies_every_package_the_wheel_installs() -> None:
+    """The image runs `pip install .`: a package missing from its COPY lines would be missing at run time."""
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    copied = {line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines()
+              if line.startswith("COPY") and "--from" not in line}
+    assert {pattern.rstrip("*") for pattern in include} <= copied
+
+
 def test_wheel_carries_the_explorer_files(tmp_path: Path) -> None:
     """The image runs `pip install .` (not editable): without package data the explorer would be missing."""
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
