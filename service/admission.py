@@ -32,11 +32,12 @@ class Admission:
 class Ticket:
     """One request's place in the server: released exactly once, however the request ends."""
 
-    __slots__ = ("admission", "deadline", "_arriving", "_held")
+    __slots__ = ("admission", "deadline", "priority", "_arriving", "_held")
 
     def __init__(self, admission: Admission) -> None:
         self.admission = admission
         self.deadline = time.monotonic() + admission.timeout_s  # one deadline for every step of the request
+        self.priority = 0  # 1 = high, 0 = default, larger = lower (Triton's levels); set from the request
         admission.inflight += 1
         admission.arriving += 1
         self._arriving = self._held = True

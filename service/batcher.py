@@ -1,20 +1,33 @@
-"""Dynamic batching: concurrent requests for one (model, operation) share one forward pass.
+"""Dynamic batching with fair scheduling: concurrent requests for one (model, operation) share forward
+passes, and a small request never waits behind a bulk one.
 
-Rows, not requests, are counted: a batch holds up to max_batch_rows rows, a request larger than
-that is split into chunks, and the queue is bounded in rows so overload is refused at once (429)
-instead of growing latency. Forwards run on the runtime's single worker thread; the event loop
-only moves futures. A quiet server never waits: the batch is cut as soon as no other request is
-on its way (see `arrivals`), so batching costs nothing at concurrency 1.
+Rows, not requests, are counted. Each request is a job; each forward ("chunk") is filled by deficit
+round-robin over the waiting jobs: every job gets a quantum (the chunk's rows / the jobs waiting), the
+rest of the chunk goes to whoever still has rows, and jobs just served move to the back of the line. A
+single-row request therefore rides in the next chunk after the one in flight, however many rows a bulk
+job still has; a bulk job advances in every chunk. Priority (1 = high, 0 = default, larger = lower, as
+in Triton) orders the jobs, but every `fair_every`-th chunk ignores it: a low-priority job waits at most
+that many chunks (the starvation bound).
+
+Chunks are sized by time as well as rows: at most `target_s` of forward time, from a per-row cost measured
+at load (`row_cost_s`) and adapted from every chunk's own timing, so a chunk of the conv default is ~30
+rows and one of the MLP 1,024.
+
+The queue's room is shared: a job holds at most `share_rows` of `queue_rows` however many rows it has (the
+rest flows through as its chunks finish), and requests of at most `small_rows` rows may also use a small
+lane, so one bulk request never turns everyone else's requests into 429s. Real overload still answers
+429 at once. A quiet server never waits: a chunk is cut as soon as no other request is on its way
+(`arrivals`), so batching costs nothing at concurrency 1. Forwards run on the runtime's single worker
+thread; the event loop only moves futures.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -22,37 +35,78 @@ from service.domain import DeadlineExceeded
 
 
 class QueueFull(Exception):
-    """The queue holds queue_rows rows already: the caller should answer 429."""
-
-
-@dataclass
-class _Item:
-    x: torch.Tensor  # (n, ...) rows of this chunk
-    labels: torch.Tensor | None  # (n,) or None
-    fut: asyncio.Future[torch.Tensor]
-    deadline: float  # time.monotonic() after which nobody waits for it
+    """No room for this request's rows: the caller should answer 429."""
 
 
 Forward = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+DEFAULT_LEVEL = 2  # priority 0 (unset) sits between 1 (high) and 2+ (low)
+COST_EWMA = 0.2  # weight of each new chunk's per-row cost
+
+
+def level(priority: int) -> int:
+    return priority if priority > 0 else DEFAULT_LEVEL
+
+
+@dataclass(eq=False)
+class _Job:
+    x: torch.Tensor  # (n, ...) all its rows
+    labels: torch.Tensor | None
+    deadline: float  # time.monotonic() after which nobody waits for it
+    level: int
+    fut: asyncio.Future[torch.Tensor]
+    submitted: float = field(default_factory=time.monotonic)
+    handed: int = 0  # rows given to chunks so far (in order)
+    parts: list[torch.Tensor] = field(default_factory=list)  # outputs, in row order
+    done_rows: int = 0
+    held: int = 0  # rows counted against the queue's room now
+    small: bool = False  # admitted through the small lane
+
+    @property
+    def waiting(self) -> int:
+        return len(self.x) - self.handed
 
 
 class Batcher:
     def __init__(self, forward: Forward, executor: Executor, max_batch_rows: int, max_delay_s: float,
                  queue_rows: int, arrivals: Callable[[], int] = lambda: 0,
-                 on_batch: Callable[[int], None] | None = None) -> None:
+                 on_batch: Callable[[int], None] | None = None, target_s: float = 0.05,
+                 row_cost_s: float = 0.0, fair_every: int = 4, share_rows: int | None = None,
+                 small_rows: int = 64, small_lane_rows: int | None = None,
+                 on_wait: Callable[[int, float], None] | None = None) -> None:
         self.forward = forward  # runs on the worker thread: (rows, labels) -> outputs, row-aligned
         self.executor = executor
         self.max_batch_rows = max_batch_rows
         self.max_delay_s = max_delay_s
         self.queue_rows = queue_rows
+        self.share_rows = share_rows or max(1, queue_rows // 4)  # the most room one job holds
+        self.small_rows = small_rows  # requests this small may use the small lane...
+        self.small_lane_rows = small_lane_rows if small_lane_rows is not None else max(1, queue_rows // 8)
+        self.target_s = target_s  # forward time one chunk may take
+        self.row_cost_s = row_cost_s  # seconds of forward per row (0 = unknown: chunks of max_batch_rows)
+        self.fair_every = fair_every
         self.arrivals = arrivals  # requests received but not yet queued anywhere
         self.on_batch = on_batch
-        self.queue: deque[_Item] = deque()
-        self.queued_rows = 0
-        self.waiting = 0  # requests awaiting results from this batcher
-        self._wake = asyncio.Event()  # set when the queue gets rows
+        self.on_wait = on_wait  # (priority level, seconds from submit to first rows in a chunk)
+        self.jobs: list[_Job] = []  # in service order: served jobs move to the back
+        self.held_rows = 0  # sum of job.held for jobs outside the small lane
+        self.small_held = 0  # ... and inside it
+        self.chunks = 0
+        self._wake = asyncio.Event()  # set when a job arrives
         self._more = asyncio.Event()  # set on every submit, for the worker's short gathering wait
         self._task: asyncio.Task[None] | None = None
+
+    # -- what callers see ---------------------------------------------------------------------
+
+    @property
+    def queued_rows(self) -> int:
+        """Rows waiting for a chunk, all jobs."""
+        return sum(j.waiting for j in self.jobs)
+
+    def chunk_rows(self) -> int:
+        """The most rows in one forward: max_batch_rows, or fewer where that would pass target_s."""
+        if self.row_cost_s <= 0:
+            return self.max_batch_rows
+        return max(1, min(self.max_batch_rows, int(self.target_s / self.row_cost_s)))
 
     def start(self) -> None:
         if self._task is None:
@@ -67,63 +121,110 @@ class Batcher:
                 pass
             self._task = None
 
-    async def submit(self, x: torch.Tensor, labels: torch.Tensor | None, deadline: float) -> torch.Tensor:
+    async def submit(self, x: torch.Tensor, labels: torch.Tensor | None, deadline: float,
+                     priority: int = 0) -> torch.Tensor:
         """Queue rows x (n, ...) and wait for their outputs, in order."""
-        n = len(x)
-        # A request bigger than the whole queue is still admitted when nothing waits (it was capped by the
-        # route's own limit); refusing it would make a retry pointless, since it could never fit.
-        if self.queued_rows and self.queued_rows + n > self.queue_rows:
-            raise QueueFull(f"queue full ({self.queued_rows} rows waiting, capacity {self.queue_rows})")
-        self.start()
         loop = asyncio.get_running_loop()
-        futs = []
-        for a in range(0, n, self.max_batch_rows):
-            b = min(a + self.max_batch_rows, n)
-            fut: asyncio.Future[torch.Tensor] = loop.create_future()
-            self.queue.append(_Item(x[a:b], None if labels is None else labels[a:b], fut, deadline))
-            futs.append(fut)
-        self.queued_rows += n
+        job = _Job(x, labels, deadline, level(priority), loop.create_future())
+        self._admit(job)
+        self.start()
+        self.jobs.append(job)
         self._wake.set()
         self._more.set()
-        self.waiting += 1
         try:
             # asyncio.timeout_at is cheaper than wait_for (no extra task); loop.time() is time.monotonic()
             async with asyncio.timeout_at(loop.time() + (deadline - time.monotonic())):
-                parts = [await futs[0]] if len(futs) == 1 else await asyncio.gather(*futs)
+                return await job.fut
         except TimeoutError as exc:
-            for f in futs:
-                f.cancel()  # the worker skips cancelled chunks
             raise DeadlineExceeded("request deadline passed while queued or computing") from exc
         finally:
-            self.waiting -= 1
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+            self._retire(job)
 
-    def _take(self) -> list[_Item]:
-        """Pop queued chunks up to max_batch_rows rows, dropping those nobody waits for."""
-        batch: list[_Item] = []
-        rows = 0
+    # -- room -----------------------------------------------------------------------------------
+
+    def _admit(self, job: _Job) -> None:
+        """Hold min(n, share_rows) of the room, or the small lane, or refuse. An empty queue takes anything:
+        refusing then would make a retry pointless."""
+        hold = min(len(job.x), self.share_rows)
+        if self.held_rows + hold <= self.queue_rows or not self.jobs:
+            self.held_rows += hold
+        elif len(job.x) <= self.small_rows and self.small_held + hold <= self.small_lane_rows:
+            job.small = True
+            self.small_held += hold
+        else:
+            raise QueueFull(f"queue full ({self.queued_rows} rows waiting in {len(self.jobs)} requests, "
+                            f"room {self.queue_rows}; one request holds at most {self.share_rows})")
+        job.held = hold
+
+    def _rehold(self, job: _Job) -> None:
+        """After rows were handed out: the job holds min(what still waits, share)."""
+        hold = min(job.waiting, self.share_rows)
+        if job.small:
+            self.small_held += hold - job.held
+        else:
+            self.held_rows += hold - job.held
+        job.held = hold
+
+    def _retire(self, job: _Job) -> None:
+        if job in self.jobs:
+            self.jobs.remove(job)
+        if job.held:
+            if job.small:
+                self.small_held -= job.held
+            else:
+                self.held_rows -= job.held
+            job.held = 0
+        if not job.fut.done():
+            job.fut.cancel()
+
+    # -- the chunk ------------------------------------------------------------------------------
+
+    def _groups(self) -> list[list[_Job]]:
+        """Jobs with rows waiting, grouped in the order groups are served this chunk: one group per priority
+        level, highest first (every fair_every-th chunk: one group of all), each in line order."""
         now = time.monotonic()
-        while self.queue:
-            item = self.queue[0]
-            if item.fut.done() or item.deadline < now:
-                self.queue.popleft()
-                self.queued_rows -= len(item.x)
-                if not item.fut.done():
-                    item.fut.cancel()
-                continue
-            if rows + len(item.x) > self.max_batch_rows and batch:
+        for job in [j for j in self.jobs if j.fut.done() or j.deadline < now]:
+            self._retire(job)
+        line = [j for j in self.jobs if j.waiting]
+        if self.fair_every and self.chunks % self.fair_every == self.fair_every - 1:
+            return [line]
+        return [[j for j in line if j.level == lv] for lv in sorted({j.level for j in line})]
+
+    def _take(self) -> list[tuple[_Job, int, int]]:
+        """(job, first row, end row) slices for one chunk: deficit round-robin, then fill."""
+        room = self.chunk_rows()
+        plan: dict[_Job, int] = {}
+        for group in self._groups():  # higher priority levels first; the rest of the chunk goes on down
+            if room <= 0:
                 break
-            self.queue.popleft()
-            self.queued_rows -= len(item.x)
-            batch.append(item)
-            rows += len(item.x)
-        return batch
+            quantum = max(1, room // len(group))
+            for job in group:
+                take = min(job.waiting, quantum, room)
+                if take > 0:
+                    plan[job] = take
+                    room -= take
+            for job in group:  # fill: whatever room is left, in line order
+                extra = min(job.waiting - plan.get(job, 0), room)
+                if extra > 0:
+                    plan[job] = plan.get(job, 0) + extra
+                    room -= extra
+        out = []
+        for job, rows in plan.items():
+            out.append((job, job.handed, job.handed + rows))
+            if job.handed == 0 and self.on_wait is not None:
+                self.on_wait(job.level, time.monotonic() - job.submitted)
+            job.handed += rows
+            self._rehold(job)
+        served = set(plan)  # round-robin: those served go to the back of the line, in their order
+        self.jobs = [j for j in self.jobs if j not in served] + [j for j in self.jobs if j in served]
+        self.chunks += 1
+        return out
 
     async def _gather_more(self) -> None:
         """Wait up to max_delay for rows that are already on their way (never on a quiet server)."""
         loop = asyncio.get_running_loop()
         end = loop.time() + self.max_delay_s
-        while self.queued_rows < self.max_batch_rows and self.arrivals() > 0 and loop.time() < end:
+        while self.queued_rows < self.chunk_rows() and self.arrivals() > 0 and loop.time() < end:
             self._more.clear()
             try:
                 async with asyncio.timeout_at(end):
@@ -131,33 +232,52 @@ class Batcher:
             except TimeoutError:
                 return
 
+    def _timed_forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, float]:
+        """The forward on the worker thread, timed there (time queued behind other models does not count)."""
+        t0 = time.perf_counter()
+        out = self.forward(x, labels)
+        return out, time.perf_counter() - t0
+
+    def _learn(self, rows: int, seconds: float) -> None:
+        """Adapt the per-row cost from a chunk big enough for rows to dominate its fixed overhead."""
+        if rows >= 8 or self.row_cost_s <= 0:
+            cost = seconds / rows
+            self.row_cost_s = cost if self.row_cost_s <= 0 else (1 - COST_EWMA) * self.row_cost_s + COST_EWMA * cost
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self.queue:
+            if not any(j.waiting for j in self.jobs):
                 self._wake.clear()
                 await self._wake.wait()
+                continue
             if self.max_delay_s > 0:
                 await self._gather_more()
-            batch = self._take()
-            if not batch:
+            plan = self._take()
+            if not plan:
                 continue
-            x = batch[0].x if len(batch) == 1 else torch.cat([i.x for i in batch])
+            xs = [job.x[a:b] for job, a, b in plan]
+            x = xs[0] if len(xs) == 1 else torch.cat(xs)
             labels = None
-            if batch[0].labels is not None:
-                labels = torch.cat([i.labels for i in batch if i.labels is not None])
+            if plan[0][0].labels is not None:
+                labels = torch.cat([job.labels[a:b] for job, a, b in plan if job.labels is not None])
             if self.on_batch is not None:
                 self.on_batch(len(x))
             try:
-                out = await loop.run_in_executor(self.executor, self.forward, x, labels)
-            except Exception as exc:  # a failed forward fails its own rows, never the loop
-                for item in batch:
-                    if not item.fut.done():
-                        item.fut.set_exception(exc)
+                out, seconds = await loop.run_in_executor(self.executor, self._timed_forward, x, labels)
+            except Exception as exc:  # a failed forward fails its own jobs, never the loop
+                for job, _, _ in plan:
+                    if not job.fut.done():
+                        job.fut.set_exception(exc)
                 continue
-            a = 0
-            for item in batch:
-                b = a + len(item.x)
-                if not item.fut.done():
-                    item.fut.set_result(out[a:b])
-                a = b
+            self._learn(len(x), seconds)
+            offset = 0
+            for job, a, b in plan:
+                part = out[offset: offset + b - a]
+                offset += b - a
+                if job.fut.done():
+                    continue
+                job.parts.append(part)
+                job.done_rows += b - a
+                if job.done_rows == len(job.x):
+                    job.fut.set_result(job.parts[0] if len(job.parts) == 1 else torch.cat(job.parts))

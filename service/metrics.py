@@ -13,8 +13,12 @@ class Metrics:
                                 ["route", "status"], registry=r)
         self.latency = Histogram("vaeserve_request_seconds", "request latency by route", ["route"], registry=r,
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
-        self.batch_rows = Histogram("vaeserve_batch_rows", "rows per forward pass", ["model", "op"], registry=r,
+        self.batch_rows = Histogram("vaeserve_batch_rows", "rows per forward pass (chunk sizes)", ["model", "op"],
+                                    registry=r,
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+        self.queue_wait = Histogram("vaeserve_queue_wait_seconds", "from submit to a request's first rows in a "
+                                    "chunk, by priority level (1 high, 2 default, 3+ low)", ["model", "priority"],
+                                    registry=r, buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
         self.queue_rows = Gauge("vaeserve_queue_rows", "rows waiting, all batchers", registry=r)
         self.inflight = Gauge("vaeserve_inflight_requests", "requests being served", registry=r)
         self.rejections = Counter("vaeserve_rejections_total", "requests refused by reason", ["reason"], registry=r)

@@ -9,6 +9,7 @@ in halves and retries, so a big batch degrades to smaller ones instead of failin
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,6 +20,7 @@ from service.loader import Checkpoint
 log = logging.getLogger(__name__)
 
 OPS = ("encode", "decode", "reconstruct")
+CALIBRATION_ROWS = 32  # rows timed per operation at load: enough for the per-row cost to dominate
 
 
 def pick_device(setting: str) -> torch.device:
@@ -47,6 +49,7 @@ class Runtime:
         torch.set_num_threads(threads)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torch-worker")
         self.modules: dict[tuple[str, int], Any] = {}
+        self.row_cost: dict[tuple[str, int, str], float] = {}  # seconds of forward per row, measured at load
         self.oom_splits = 0
 
     def place(self, ckpt: Checkpoint) -> None:
@@ -61,6 +64,21 @@ class Runtime:
                 lab = None if labels is None else labels[:rows]
                 self.run(ckpt, "reconstruct", torch.zeros(rows, 1, 28, 28), lab)
                 self.run(ckpt, "decode", torch.zeros(rows, ckpt.latent_dim), lab)
+        self.calibrate(ckpt)
+
+    def calibrate(self, ckpt: Checkpoint) -> None:
+        """Time each operation on CALIBRATION_ROWS rows (after one untimed call): the batchers size their
+        chunks by time from these costs, and adapt them while serving."""
+        n = CALIBRATION_ROWS
+        labels = torch.zeros(n, dtype=torch.long) if ckpt.num_classes else None
+        image, latent = torch.rand(n, 1, 28, 28), torch.randn(n, ckpt.latent_dim)
+        for op, x in (("encode", image), ("decode", latent), ("reconstruct", image)):
+            self.run(ckpt, op, x, labels)
+            t0 = time.perf_counter()
+            self.run(ckpt, op, x, labels)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.row_cost[(ckpt.name, ckpt.version, op)] = (time.perf_counter() - t0) / n
 
     def _to_device(self, t: torch.Tensor, float_input: bool) -> torch.Tensor:
         if self.device.type == "cpu":

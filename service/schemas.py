@@ -51,6 +51,9 @@ class Routed(Strict):
     model: ModelName | None = Field(None, description="model name; default: the server's default model")
     version: Annotated[int, Field(strict=True, ge=1)] | None = Field(
         None, description="pin a version; default: the newest")
+    priority: Annotated[int, Field(strict=True, ge=0, le=1000)] = Field(
+        0, description="1 = high, 0 = default, larger = lower (Triton's levels); higher levels are served "
+                       "first, and every 4th chunk ignores levels, so no request starves")
 
 
 LabelsField = Field(None, description="conditional models only: one class 0..9 per row")

@@ -24,7 +24,10 @@ class Settings(BaseSettings):
     max_sample: int = Field(10000, ge=1, description="largest n for /sample")
     max_steps: int = Field(256, ge=2, description="largest steps for /interpolate")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger bodies get 413 before being read")
-    max_batch_rows: int = Field(256, ge=1, description="most rows in one forward pass")
+    max_batch_rows: int = Field(1024, ge=1, description="most rows in one forward pass (chunks are also sized "
+                                "by time: chunk_target_ms)")
+    chunk_target_ms: float = Field(50.0, gt=0, description="forward time one chunk may take; a small request "
+                                   "waits about one chunk behind a bulk one")
     max_delay_ms: float = Field(2.0, ge=0, description="longest a batch waits for rows from requests still arriving")
     max_inflight: int = Field(512, ge=1, description="inference requests in the server at once (parsing, "
                               "queued, computing, answering); beyond it, 429 before the body is read")

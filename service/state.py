@@ -123,8 +123,15 @@ class AppState:
             def forward(x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
                 return self.runtime.run(ckpt, op, x, labels)
 
+            wait = self.metrics.queue_wait
+
+            def on_wait(level: int, seconds: float) -> None:
+                wait.labels(ckpt.name, str(level)).observe(seconds)
+
             b = Batcher(forward, self.runtime.executor, s.max_batch_rows, s.max_delay_ms / 1000, s.queue_rows,
-                        arrivals=lambda: self.admission.arriving, on_batch=hist.observe)
+                        arrivals=lambda: self.admission.arriving, on_batch=hist.observe,
+                        target_s=s.chunk_target_ms / 1000, row_cost_s=self.runtime.row_cost.get(key, 0.0),
+                        on_wait=on_wait)
             self.batchers[key] = b
         return b
 
@@ -135,7 +142,7 @@ class AppState:
         batcher = self.batcher(ckpt, op)
         ticket.queued()
         try:
-            return await batcher.submit(x, labels, ticket.deadline)
+            return await batcher.submit(x, labels, ticket.deadline, ticket.priority)
         except QueueFull as exc:
             self.metrics.rejections.labels("queue_full").inc()
             raise Overloaded(f"server busy: {exc}; retry after {s.retry_after_s}s", s.retry_after_s) from exc

@@ -90,6 +90,7 @@ async def encode(request: Request, state: AppState, ticket: Ticket) -> Response:
     """Encode images to the posterior q(z|x): mu and logvar (null for deterministic autoencoders);
     with `sample`, also z = mu + sigma * eps, seeded by `seed`."""
     req = await parse(request, EncodeRequest)
+    ticket.priority = req.priority
     ckpt = state.resolve(req.model, req.version)
     x = images_tensor(req.images, state)
     labels = labels_tensor(req.labels, ckpt, len(x))
@@ -109,6 +110,7 @@ async def encode(request: Request, state: AppState, ticket: Ticket) -> Response:
 async def decode(request: Request, state: AppState, ticket: Ticket) -> Response:
     """Decode latent vectors to images: the mean of p(x|z), 28x28 in [0,1]."""
     req = await parse(request, DecodeRequest)
+    ticket.priority = req.priority
     ckpt = state.resolve(req.model, req.version)
     check_rows(state, len(req.z), "latent vectors")
     z = latents_tensor(req.z, ckpt)
@@ -121,6 +123,7 @@ async def decode(request: Request, state: AppState, ticket: Ticket) -> Response:
 async def sample(request: Request, state: AppState, ticket: Ticket) -> Response:
     """Draw n digits: decode z ~ N(0, temperature^2 I). The same seed gives the same digits."""
     req = await parse(request, SampleRequest)
+    ticket.priority = req.priority
     ckpt = state.resolve(req.model, req.version)
     if not ckpt.generative:
         raise InvalidInput(f"model {ckpt.name} ({ckpt.meta['kind']}) is not generative: it has no prior to "
@@ -158,6 +161,7 @@ def path_points(a: torch.Tensor, b: torch.Tensor, steps: int, method: str) -> to
 async def interpolate(request: Request, state: AppState, ticket: Ticket) -> Response:
     """Walk the latent space from start to end (each a z, or an image's encoder mean) in `steps` points."""
     req = await parse(request, InterpolateRequest)
+    ticket.priority = req.priority
     ckpt = state.resolve(req.model, req.version)
     if ckpt.num_classes and req.label is None:
         raise InvalidInput(f"model {ckpt.name} is conditional: send 'label', the class (0..{ckpt.num_classes - 1}) "
@@ -191,6 +195,7 @@ async def interpolate(request: Request, state: AppState, ticket: Ticket) -> Resp
 async def reconstruct(request: Request, state: AppState, ticket: Ticket) -> Response:
     """Reconstruct images through the encoder mean and decoder; also each image's MSE per pixel."""
     req = await parse(request, ReconstructRequest)
+    ticket.priority = req.priority
     ckpt = state.resolve(req.model, req.version)
     x = images_tensor(req.images, state)
     labels = labels_tensor(req.labels, ckpt, len(x))

@@ -227,6 +227,10 @@ async def infer(request: Request, state: AppState, ticket: Ticket) -> Response:
     body = await request.body()
     decoded = decode_request(body, request.headers.get(HEADER))
     t, max_rows = decoded.tensors, state.settings.max_rows
+    priority = (decoded.header.parameters or {}).get("priority", 0)  # tritonclient's infer(priority=...)
+    if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 1000:
+        raise InvalidInput(f"parameters.priority {priority!r}: an integer 0..1000 (1 = high, 0 = default)")
+    ticket.priority = priority
     extra = set(t) - {"x" if part == "encoder" else "z", "labels"}
     if extra:
         raise InvalidInput(f"unknown inputs {sorted(extra)}; see GET /v2/models/{ckpt.name}-{part}")

@@ -1,4 +1,7 @@
-"""Batching invariants: order, no mixing, splitting, seeds, 429 when full, 504 past the deadline."""
+"""Batching and scheduling invariants: order, no mixing, splitting, seeds, 429 when full, 504 past the deadline;
+interleaving of small and bulk requests, priority and its starvation bound, shared room, chunk sizing by time.
+The scheduling tests hold the worker shut with a gate and read which rows each chunk carried: nothing in them
+depends on how long anything takes."""
 
 from __future__ import annotations
 
@@ -77,7 +80,7 @@ def test_full_queue_refuses_at_once(executor: ThreadPoolExecutor) -> None:
     async def go() -> None:
         rec = Recorder()
         rec.gate.clear()
-        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=10)
+        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=10, share_rows=10, small_rows=0)
         first = asyncio.create_task(b.submit(torch.zeros(4, 1), None, far()))
         await asyncio.sleep(0.02)  # the worker took these 4 rows and is held
         queued = asyncio.create_task(b.submit(torch.zeros(10, 1), None, far()))
@@ -96,7 +99,7 @@ def test_full_queue_refuses_at_once(executor: ThreadPoolExecutor) -> None:
 def test_request_bigger_than_the_queue_runs_when_nothing_waits(executor: ThreadPoolExecutor) -> None:
     async def go() -> None:
         rec = Recorder()
-        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=10)
+        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=10, share_rows=10, small_rows=0)
         out = await b.submit(torch.ones(25, 1), None, far())  # 25 rows > capacity 10, queue empty
         assert out.shape == (25, 1) and float(out.sum()) == 50
         rec.gate.clear()
@@ -140,6 +143,124 @@ def test_a_failed_forward_fails_only_its_batch(executor: ThreadPoolExecutor) -> 
         with pytest.raises(RuntimeError, match="boom"):
             await b.submit(torch.zeros(1, 1), None, far())
         assert torch.equal(await b.submit(torch.ones(2, 1), None, far()), torch.ones(2, 1))
+        await b.stop()
+
+    asyncio.run(go())
+
+
+class Chunks(Recorder):
+    """Also records the rows (values) of every chunk; values identify the job they came from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: list[list[int]] = []
+
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        self.gate.wait(10)
+        self.chunks.append([int(v) for v in x[:, 0]])
+        return x * 2
+
+
+def rows(start: int, n: int) -> torch.Tensor:
+    return torch.arange(start, start + n, dtype=torch.float32).unsqueeze(1)
+
+
+async def held_then_released(rec: Chunks, b: Batcher, jobs: list[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
+    """Submit jobs in order while the worker is held on the first chunk, then release it."""
+    rec.gate.clear()
+    tasks = []
+    for x, priority in jobs:
+        tasks.append(asyncio.create_task(b.submit(x, None, far(), priority)))
+        await asyncio.sleep(0.01)  # the first job's first chunk is taken before the others arrive
+    rec.gate.set()
+    return await asyncio.gather(*tasks)
+
+
+def test_a_small_request_rides_in_the_next_chunk_not_after_the_bulk_job(executor: ThreadPoolExecutor) -> None:
+    async def go() -> None:
+        rec = Chunks()
+        b = Batcher(rec, executor, max_batch_rows=10, max_delay_s=0, queue_rows=10_000)
+        bulk, small = rows(0, 100), rows(1000, 1)
+        out = await held_then_released(rec, b, [(bulk, 0), (small, 0)])
+        assert torch.equal(out[0], bulk * 2) and torch.equal(out[1], small * 2)
+        assert rec.chunks[0] == list(range(10))  # taken before the small one arrived
+        assert 1000 in rec.chunks[1]  # ... which rides in the very next chunk, beside bulk rows
+        assert rec.chunks[1] == [1000, *range(10, 19)] or rec.chunks[1] == [*range(10, 19), 1000]
+        assert sum(len(c) for c in rec.chunks) == 101 and max(len(c) for c in rec.chunks) <= 10
+        await b.stop()
+
+    asyncio.run(go())
+
+
+def test_bulk_jobs_interleave_chunk_by_chunk(executor: ThreadPoolExecutor) -> None:
+    async def go() -> None:
+        rec = Chunks()
+        b = Batcher(rec, executor, max_batch_rows=8, max_delay_s=0, queue_rows=10_000)
+        await held_then_released(rec, b, [(rows(0, 40), 0), (rows(100, 40), 0), (rows(200, 40), 0)])
+        # after the first chunk, each chunk splits its 8 rows between the three jobs (quantum 8 // 3 = 2, then fill)
+        for chunk in rec.chunks[1:4]:
+            owners = {v // 100 for v in chunk}
+            assert owners == {0, 1, 2}, rec.chunks[:5]
+        await b.stop()
+
+    asyncio.run(go())
+
+
+def test_priority_is_served_first_but_every_fourth_chunk_ignores_it(executor: ThreadPoolExecutor) -> None:
+    async def go() -> None:
+        rec = Chunks()
+        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=10_000, fair_every=4)
+        high = [(rows(100 * (i + 1), 20), 1) for i in range(3)]  # enough high-priority rows to fill many chunks
+        low = (rows(9000, 1), 5)
+        await held_then_released(rec, b, [(rows(0, 4), 0), *high, low])
+        served = next(i for i, c in enumerate(rec.chunks) if 9000 in c)
+        assert served <= 4, rec.chunks[:6]  # the starvation bound: within fair_every chunks of arriving
+        assert all(v // 100 in (1, 2, 3) for c in rec.chunks[1:served] for v in c)  # high first until then
+        await b.stop()
+
+    asyncio.run(go())
+
+
+def test_one_bulk_request_cannot_fill_the_room(executor: ThreadPoolExecutor) -> None:
+    async def go() -> None:
+        rec = Chunks()
+        rec.gate.clear()
+        b = Batcher(rec, executor, max_batch_rows=10, max_delay_s=0, queue_rows=100, share_rows=25,
+                    small_rows=4, small_lane_rows=8)
+        bulk = asyncio.create_task(b.submit(rows(0, 1000), None, far()))  # far more rows than the room
+        await asyncio.sleep(0.01)
+        assert b.held_rows == 25  # it holds its share; the rest flows through as chunks finish
+        smalls = [asyncio.create_task(b.submit(rows(5000 + i, 1), None, far())) for i in range(50)]
+        await asyncio.sleep(0.01)  # 50 single rows beside it: no 429
+        others = [asyncio.create_task(b.submit(rows(2000, 100), None, far()))]  # holds 25 more: the room is full
+        await asyncio.sleep(0.01)
+        assert b.held_rows == 100
+        with pytest.raises(QueueFull):  # real overload is still refused at once
+            await b.submit(rows(8000, 100), None, far())
+        lane = asyncio.create_task(b.submit(rows(9000, 2), None, far()))  # small requests have their own lane
+        await asyncio.sleep(0.01)
+        rec.gate.set()
+        await asyncio.gather(bulk, *smalls, *others, lane)
+        assert b.held_rows == 0 and b.small_held == 0
+        await b.stop()
+
+    asyncio.run(go())
+
+
+def test_chunks_are_sized_by_time_and_the_cost_adapts(executor: ThreadPoolExecutor) -> None:
+    async def go() -> None:
+        rec = Chunks()
+        b = Batcher(rec, executor, max_batch_rows=1024, max_delay_s=0, queue_rows=10_000, target_s=0.05,
+                    row_cost_s=0.005)
+        assert b.chunk_rows() == 10  # 50 ms at 5 ms a row
+        b._learn(20, 20 * 0.025)  # a chunk that took 25 ms a row: the cost moves towards it
+        assert b.row_cost_s == pytest.approx(0.8 * 0.005 + 0.2 * 0.025)
+        assert b.chunk_rows() == 5
+        b.row_cost_s = 0.005
+        await held_then_released(rec, b, [(rows(0, 35), 0)])
+        assert len(rec.chunks[0]) == 10  # later chunks follow the cost learnt from the (fast) fake forward
+        b.row_cost_s = 1e-7  # a cheap model: max_batch_rows bounds the chunk
+        assert b.chunk_rows() == 1024
         await b.stop()
 
     asyncio.run(go())
