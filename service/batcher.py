@@ -50,6 +50,7 @@ def level(priority: int) -> int:
 @dataclass(eq=False)
 class _Job:
     x: torch.Tensor  # (n, ...) all its rows
+    n: int  # len(x), kept as an int: Tensor.__len__ costs a microsecond
     labels: torch.Tensor | None
     deadline: float  # time.monotonic() after which nobody waits for it
     level: int
@@ -63,7 +64,7 @@ class _Job:
 
     @property
     def waiting(self) -> int:
-        return len(self.x) - self.handed
+        return self.n - self.handed
 
 
 class Batcher:
@@ -88,6 +89,7 @@ class Batcher:
         self.on_batch = on_batch
         self.on_wait = on_wait  # (priority level, seconds from submit to first rows in a chunk)
         self.jobs: list[_Job] = []  # in service order: served jobs move to the back
+        self.queued_rows = 0  # rows waiting for a chunk, all jobs
         self.held_rows = 0  # sum of job.held for jobs outside the small lane
         self.small_held = 0  # ... and inside it
         self.chunks = 0
@@ -96,11 +98,6 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
 
     # -- what callers see ---------------------------------------------------------------------
-
-    @property
-    def queued_rows(self) -> int:
-        """Rows waiting for a chunk, all jobs."""
-        return sum(j.waiting for j in self.jobs)
 
     def chunk_rows(self) -> int:
         """The most rows in one forward: max_batch_rows, or fewer where that would pass target_s."""
@@ -125,10 +122,11 @@ class Batcher:
                      priority: int = 0) -> torch.Tensor:
         """Queue rows x (n, ...) and wait for their outputs, in order."""
         loop = asyncio.get_running_loop()
-        job = _Job(x, labels, deadline, level(priority), loop.create_future())
+        job = _Job(x, len(x), labels, deadline, level(priority), loop.create_future())
         self._admit(job)
         self.start()
         self.jobs.append(job)
+        self.queued_rows += job.n
         self._wake.set()
         self._more.set()
         try:
@@ -145,10 +143,10 @@ class Batcher:
     def _admit(self, job: _Job) -> None:
         """Hold min(n, share_rows) of the room, or the small lane, or refuse. An empty queue takes anything:
         refusing then would make a retry pointless."""
-        hold = min(len(job.x), self.share_rows)
+        hold = min(job.n, self.share_rows)
         if self.held_rows + hold <= self.queue_rows or not self.jobs:
             self.held_rows += hold
-        elif len(job.x) <= self.small_rows and self.small_held + hold <= self.small_lane_rows:
+        elif job.n <= self.small_rows and self.small_held + hold <= self.small_lane_rows:
             job.small = True
             self.small_held += hold
         else:
@@ -168,6 +166,7 @@ class Batcher:
     def _retire(self, job: _Job) -> None:
         if job in self.jobs:
             self.jobs.remove(job)
+            self.queued_rows -= job.waiting
         if job.held:
             if job.small:
                 self.small_held -= job.held
@@ -214,6 +213,7 @@ class Batcher:
             if job.handed == 0 and self.on_wait is not None:
                 self.on_wait(job.level, time.monotonic() - job.submitted)
             job.handed += rows
+            self.queued_rows -= rows
             self._rehold(job)
         served = set(plan)  # round-robin: those served go to the back of the line, in their order
         self.jobs = [j for j in self.jobs if j not in served] + [j for j in self.jobs if j in served]
@@ -247,7 +247,7 @@ class Batcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not any(j.waiting for j in self.jobs):
+            if not self.queued_rows:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -279,5 +279,5 @@ class Batcher:
                     continue
                 job.parts.append(part)
                 job.done_rows += b - a
-                if job.done_rows == len(job.x):
+                if job.done_rows == job.n:
                     job.fut.set_result(job.parts[0] if len(job.parts) == 1 else torch.cat(job.parts))

@@ -140,22 +140,24 @@ class VaeClient(_Base):
         return np.asarray(r["mu"], dtype=np.float32), logvar
 
     def decode(self, z: np.ndarray, *, model: str | None = None, version: int | None = None,
-               labels: Sequence[int] | None = None) -> np.ndarray:
-        """(B, 28, 28) float32 images for latents z (B, m)."""
-        return self._post("/decode", {"model": model, "version": version, "labels": labels,
+               labels: Sequence[int] | None = None, dtype: str = "float32") -> np.ndarray:
+        """(B, 28, 28) images for latents z (B, m): float32 in [0,1], or uint8 0..255 (4x less to move)."""
+        return self._post("/decode", {"model": model, "version": version, "labels": labels, "dtype": _dtype(dtype),
                                       "z": np.asarray(z, dtype=np.float64).tolist()}, npy=True)
 
     def sample(self, n: int, *, model: str | None = None, version: int | None = None, seed: int | None = None,
-               temperature: float | None = None, labels: Sequence[int] | str | None = None) -> np.ndarray:
-        """n generated digits, (n, 28, 28) float32; the same seed gives the same digits."""
-        return self._post("/sample", {"model": model, "version": version, "n": n, "seed": seed,
+               temperature: float | None = None, labels: Sequence[int] | str | None = None,
+               dtype: str = "float32") -> np.ndarray:
+        """n generated digits, (n, 28, 28) float32 in [0,1] or uint8 0..255; the same seed gives the same digits."""
+        return self._post("/sample", {"model": model, "version": version, "n": n, "seed": seed, "dtype": _dtype(dtype),
                                       "temperature": temperature, "labels": labels}, npy=True)
 
     def sample_labelled(self, n: int, *, model: str | None = None, version: int | None = None,
                         seed: int | None = None, temperature: float | None = None,
-                        labels: Sequence[int] | str = "balanced") -> tuple[np.ndarray, np.ndarray]:
+                        labels: Sequence[int] | str = "balanced", dtype: str = "float32",
+                        ) -> tuple[np.ndarray, np.ndarray]:
         """A labelled set from a conditional model in one .npz answer: (images (n, 28, 28), labels (n,))."""
-        r = self._post("/sample", {"model": model, "version": version, "n": n, "seed": seed,
+        r = self._post("/sample", {"model": model, "version": version, "n": n, "seed": seed, "dtype": _dtype(dtype),
                                    "temperature": temperature, "labels": labels}, npz=True)
         return r["images"], r["labels"]
 
@@ -172,6 +174,13 @@ class VaeClient(_Base):
         r = self._post("/reconstruct", {"model": model, "version": version, "labels": labels,
                                         "images": _images_payload(images)})
         return np.asarray(r["images"], dtype=np.float32), np.asarray(r["mse"], dtype=np.float32)
+
+
+def _dtype(dtype: str) -> str | None:
+    """The body's dtype field: left out for float32, so servers that predate it answer as before."""
+    if dtype not in ("float32", "uint8"):
+        raise ValueError(f"dtype {dtype!r}: float32 or uint8")
+    return None if dtype == "float32" else dtype
 
 
 def _end(x: np.ndarray) -> dict[str, Any]:
@@ -233,21 +242,25 @@ class AsyncVaeClient(_Base):
         return np.asarray(r["mu"], dtype=np.float32), logvar
 
     async def decode(self, z: np.ndarray, *, model: str | None = None, version: int | None = None,
-                     labels: Sequence[int] | None = None) -> np.ndarray:
+                     labels: Sequence[int] | None = None, dtype: str = "float32") -> np.ndarray:
         return await self._post("/decode", {"model": model, "version": version, "labels": labels,
-                                            "z": np.asarray(z, dtype=np.float64).tolist()}, npy=True)
+                                            "dtype": _dtype(dtype), "z": np.asarray(z, dtype=np.float64).tolist()},
+                                npy=True)
 
     async def sample(self, n: int, *, model: str | None = None, version: int | None = None,
                      seed: int | None = None, temperature: float | None = None,
-                     labels: Sequence[int] | str | None = None) -> np.ndarray:
+                     labels: Sequence[int] | str | None = None, dtype: str = "float32") -> np.ndarray:
         return await self._post("/sample", {"model": model, "version": version, "n": n, "seed": seed,
-                                            "temperature": temperature, "labels": labels}, npy=True)
+                                            "dtype": _dtype(dtype), "temperature": temperature, "labels": labels},
+                                npy=True)
 
     async def sample_labelled(self, n: int, *, model: str | None = None, version: int | None = None,
                               seed: int | None = None, temperature: float | None = None,
-                              labels: Sequence[int] | str = "balanced") -> tuple[np.ndarray, np.ndarray]:
+                              labels: Sequence[int] | str = "balanced", dtype: str = "float32",
+                              ) -> tuple[np.ndarray, np.ndarray]:
         r = await self._post("/sample", {"model": model, "version": version, "n": n, "seed": seed,
-                                         "temperature": temperature, "labels": labels}, npz=True)
+                                         "dtype": _dtype(dtype), "temperature": temperature, "labels": labels},
+                             npz=True)
         return r["images"], r["labels"]
 
     async def interpolate(self, start: np.ndarray, end: np.ndarray, steps: int = 10, *, method: str = "linear",

@@ -26,9 +26,15 @@ def wants_npz(request: Request) -> bool:
     return NPZ in request.headers.get("accept", "")
 
 
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """float pixels in [0,1] -> uint8 0..255, rounded to nearest (the PNG rule)."""
+    return np.rint(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 def npz_body(images: np.ndarray, payload: dict[str, Any]) -> bytes:
-    """An uncompressed .npz: `images` float32 (B, 28, 28) plus z, labels, mse, seed where the answer has them."""
-    arrays = {"images": images.astype(np.float32, copy=False)}
+    """An uncompressed .npz: `images` (B, 28, 28) float32 or uint8, plus z, labels, mse, seed where the answer
+    has them."""
+    arrays = {"images": images}
     for key in NPZ_FIELDS:
         if payload.get(key) is not None:
             arrays[key] = np.asarray(payload[key])
@@ -54,8 +60,11 @@ def json_response(payload: dict[str, Any]) -> Response:
 
 
 async def respond(request: Request, payload: dict[str, Any], images: np.ndarray, fmt: str,
-                  model: str, version: int, extra: dict[str, str] | None = None) -> Response:
-    """An images answer: .npy or .npz when asked for, else JSON with `images` as pixels or PNGs."""
+                  model: str, version: int, extra: dict[str, str] | None = None, dtype: str = "float32") -> Response:
+    """An images answer: .npy or .npz when asked for, else JSON with `images` as pixels or PNGs;
+    pixels and arrays as float32 in [0,1] or, with dtype uint8, 0..255."""
+    if dtype == "uint8" and fmt != "png":
+        images = to_uint8(images)
     if wants_npy(request):
         return npy_response(images, model, version, extra)
     npz = wants_npz(request)
@@ -74,7 +83,9 @@ def model_headers(model: str, version: int, extra: dict[str, str] | None = None)
 
 
 def npy_response(array: np.ndarray, model: str, version: int, extra: dict[str, str] | None = None) -> Response:
-    return Response(to_npy(array.astype(np.float32, copy=False)), media_type=NPY,
+    if array.dtype != np.uint8:
+        array = array.astype(np.float32, copy=False)
+    return Response(to_npy(array), media_type=NPY,
                     headers=model_headers(model, version, extra))
 
 

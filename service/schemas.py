@@ -21,6 +21,10 @@ Label = Annotated[int, Field(strict=True, ge=0, le=9)]
 Seed = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
 ModelName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 ImageFormat = Literal["pixels", "png"]
+# uint8: pixels as 0..255 (round(255 x)), 4x smaller .npy/.npz bodies, for pictures rather than probabilities
+ImageDtype = Literal["float32", "uint8"]
+DtypeField = Field("float32", description="images as float32 in [0,1] (default) or uint8 0..255 (pixels and "
+                                          ".npy/.npz answers; PNGs are 8-bit either way)")
 
 
 class Strict(BaseModel):
@@ -78,6 +82,7 @@ class DecodeRequest(Routed):
     z: Annotated[list[Latent], Field(min_length=1, max_length=HARD_MAX_ROWS)]
     labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | None = None
     format: ImageFormat = "pixels"
+    dtype: ImageDtype = DtypeField
 
 
 class ImagesResponse(BaseModel):
@@ -92,6 +97,7 @@ class SampleRequest(Routed):
     temperature: Annotated[float, Field(gt=0.0, le=10.0, allow_inf_nan=False)] = 1.0
     labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | Literal["balanced"] | None = None
     format: ImageFormat = "pixels"
+    dtype: ImageDtype = DtypeField
 
 
 class SampleResponse(ImagesResponse):
@@ -124,6 +130,7 @@ class InterpolateRequest(Routed):
     method: Literal["linear", "slerp"] = "linear"
     label: Label | None = Field(None, description="conditional models only: the class of every image on the path")
     format: ImageFormat = "pixels"
+    dtype: ImageDtype = DtypeField
 
 
 class InterpolateResponse(ImagesResponse):
@@ -134,6 +141,7 @@ class ReconstructRequest(Routed):
     images: Images
     labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | None = LabelsField
     format: ImageFormat = "pixels"
+    dtype: ImageDtype = DtypeField
 
 
 class ReconstructResponse(ImagesResponse):

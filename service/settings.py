@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     watch_interval_s: float = Field(0.0, ge=0, description="poll the repository for new versions (0 = off; "
                                     "POST /admin/reload always works)")
     log_level: str = "info"
+    opentelemetry: bool = Field(False, description="FastAPI's native OpenTelemetry spans, metrics and logs "
+                                "(with a configured provider); Prometheus metrics are always on")
     drain_timeout_s: float = Field(30.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")
 
 

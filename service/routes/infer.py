@@ -117,7 +117,7 @@ async def decode(request: Request, state: AppState, ticket: Ticket) -> Response:
     labels = labels_tensor(req.labels, ckpt, len(z))
     imgs = (await state.run(ckpt, "decode", z, labels, ticket)).numpy()
     return await respond(request, {"model": ckpt.name, "version": ckpt.version}, imgs, req.format, ckpt.name,
-                         ckpt.version)
+                         ckpt.version, dtype=req.dtype)
 
 
 async def sample(request: Request, state: AppState, ticket: Ticket) -> Response:
@@ -141,7 +141,8 @@ async def sample(request: Request, state: AppState, ticket: Ticket) -> Response:
     imgs = (await state.run(ckpt, "decode", z, labels, ticket)).numpy()
     payload = {"model": ckpt.name, "version": ckpt.version, "z": z.numpy(), "seed": seed,
                "labels": None if labels is None else labels.tolist()}
-    return await respond(request, payload, imgs, req.format, ckpt.name, ckpt.version, {"x-seed": str(seed)})
+    return await respond(request, payload, imgs, req.format, ckpt.name, ckpt.version, {"x-seed": str(seed)},
+                         dtype=req.dtype)
 
 
 def path_points(a: torch.Tensor, b: torch.Tensor, steps: int, method: str) -> torch.Tensor:
@@ -189,7 +190,7 @@ async def interpolate(request: Request, state: AppState, ticket: Ticket) -> Resp
     lab = None if label is None else label.expand(len(z))
     imgs = (await state.run(ckpt, "decode", z, lab, ticket)).numpy()
     return await respond(request, {"model": ckpt.name, "version": ckpt.version, "z": z.numpy()}, imgs,
-                         req.format, ckpt.name, ckpt.version)
+                         req.format, ckpt.name, ckpt.version, dtype=req.dtype)
 
 
 async def reconstruct(request: Request, state: AppState, ticket: Ticket) -> Response:
@@ -202,4 +203,4 @@ async def reconstruct(request: Request, state: AppState, ticket: Ticket) -> Resp
     imgs = (await state.run(ckpt, "reconstruct", x, labels, ticket)).numpy()
     mse = ((imgs - x.numpy()[:, 0]) ** 2).mean(axis=(1, 2))
     return await respond(request, {"model": ckpt.name, "version": ckpt.version, "mse": mse}, imgs, req.format,
-                         ckpt.name, ckpt.version)
+                         ckpt.name, ckpt.version, dtype=req.dtype)

@@ -21,6 +21,8 @@ def test_sync_client_against_live_server(server: tuple[str, subprocess.Popen]) -
         imgs = c.sample(5, seed=3)
         assert imgs.shape == (5, 28, 28) and imgs.dtype == np.float32
         assert np.array_equal(imgs, c.sample(5, seed=3))
+        small = c.sample(5, seed=3, dtype="uint8")  # pictures rather than probabilities: 4x less to move
+        assert small.dtype == np.uint8 and np.array_equal(small, np.rint(imgs * 255).astype(np.uint8))
         mu, logvar = c.encode(imgs[:2])
         assert mu.shape == (2, 4) and logvar is not None and logvar.shape == (2, 4)
         dec = c.decode(mu)

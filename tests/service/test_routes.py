@@ -307,3 +307,21 @@ def test_openapi_has_every_table_row_with_its_bodies(client: TestClient) -> None
         ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         assert ref.endswith("/" + e.request.__name__) and e.request.__name__ in spec["components"]["schemas"]
         assert {"200", "422", "429", "503", "504"} <= op["responses"].keys()
+
+
+def test_uint8_answers_are_the_float_pixels_rounded(client: TestClient) -> None:
+    import io
+
+    body = {"n": 5, "seed": 3}
+    ref = np.load(io.BytesIO(client.post("/sample", json=body, headers={"accept": "application/x-npy"}).content))
+    r = client.post("/sample", json={**body, "dtype": "uint8"}, headers={"accept": "application/x-npy"})
+    small = np.load(io.BytesIO(r.content))
+    assert small.dtype == np.uint8 and small.shape == ref.shape == (5, 28, 28)
+    np.testing.assert_array_equal(small, np.rint(ref * 255).astype(np.uint8))
+    assert len(r.content) < len(client.post("/sample", json=body, headers={"accept": "application/x-npy"}).content) / 3
+    npz = np.load(io.BytesIO(client.post("/sample", json={**body, "dtype": "uint8"},
+                                         headers={"accept": "application/x-npz"}).content))
+    np.testing.assert_array_equal(npz["images"], small)
+    pixels_json = client.post("/decode", json={"z": [[0.0] * 4], "dtype": "uint8"}).json()["images"]
+    assert all(isinstance(v, int) and 0 <= v <= 255 for v in pixels_json[0][0])
+    assert client.post("/sample", json={**body, "dtype": "int8"}).status_code == 422
