@@ -32,7 +32,7 @@ class Admission:
 class Ticket:
     """One request's place in the server: released exactly once, however the request ends."""
 
-    __slots__ = ("admission", "deadline", "priority", "_arriving", "_held")
+    __slots__ = ("admission", "deadline", "priority", "_arriving", "_held", "_kept")
 
     def __init__(self, admission: Admission) -> None:
         self.admission = admission
@@ -41,12 +41,18 @@ class Ticket:
         admission.inflight += 1
         admission.arriving += 1
         self._arriving = self._held = True
+        self._kept = False
 
     def queued(self) -> None:
         """Its rows are in a batcher now: no longer a reason for a batch to wait."""
         if self._arriving:
             self._arriving = False
             self.admission.arriving -= 1
+
+    def keep(self) -> Ticket:
+        """The request goes on after its handler returns (a streamed answer): whoever keeps it releases it."""
+        self._kept = True
+        return self
 
     def release(self) -> None:
         if not self._held:
@@ -59,4 +65,5 @@ class Ticket:
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.release()
+        if not self._kept or e is not None:
+            self.release()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -41,6 +41,7 @@ class QueueFull(Exception):
 Forward = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 DEFAULT_LEVEL = 2  # priority 0 (unset) sits between 1 (high) and 2+ (low)
 COST_EWMA = 0.2  # weight of each new chunk's per-row cost
+STREAM_AHEAD = 4  # a streamed job gets no new chunk while this many finished parts wait for its reader
 
 
 def level(priority: int) -> int:
@@ -61,6 +62,7 @@ class _Job:
     done_rows: int = 0
     held: int = 0  # rows counted against the queue's room now
     small: bool = False  # admitted through the small lane
+    sink: asyncio.Queue[torch.Tensor | BaseException] | None = None  # streaming: parts go here as they finish
 
     @property
     def waiting(self) -> int:
@@ -118,17 +120,49 @@ class Batcher:
                 pass
             self._task = None
 
-    async def submit(self, x: torch.Tensor, labels: torch.Tensor | None, deadline: float,
-                     priority: int = 0) -> torch.Tensor:
-        """Queue rows x (n, ...) and wait for their outputs, in order."""
-        loop = asyncio.get_running_loop()
-        job = _Job(x, len(x), labels, deadline, level(priority), loop.create_future())
-        self._admit(job)
+    def _enqueue(self, x: torch.Tensor, labels: torch.Tensor | None, deadline: float, priority: int,
+                 stream: bool) -> _Job:
+        job = _Job(x, len(x), labels, deadline, level(priority), asyncio.get_running_loop().create_future())
+        if stream:
+            job.sink = asyncio.Queue()
+        self._admit(job)  # QueueFull now, before anything is answered
         self.start()
         self.jobs.append(job)
         self.queued_rows += job.n
         self._wake.set()
         self._more.set()
+        return job
+
+    def open_stream(self, x: torch.Tensor, labels: torch.Tensor | None, deadline: float,
+                    priority: int = 0) -> AsyncIterator[torch.Tensor]:
+        """Queue rows x now (QueueFull at once) and return their outputs as an iterator of parts, in row order,
+        each yielded as soon as its chunk finishes; a slow reader holds the job back (bounded memory)."""
+        return self._parts(self._enqueue(x, labels, deadline, priority, stream=True))
+
+    async def _parts(self, job: _Job) -> AsyncIterator[torch.Tensor]:
+        assert job.sink is not None
+        loop = asyncio.get_running_loop()
+        delivered = 0
+        try:
+            while delivered < job.n:
+                try:
+                    async with asyncio.timeout_at(loop.time() + (job.deadline - time.monotonic())):
+                        part = await job.sink.get()
+                except TimeoutError as exc:
+                    raise DeadlineExceeded("request deadline passed while streaming") from exc
+                if isinstance(part, BaseException):
+                    raise part
+                self._wake.set()  # room in the reader's buffer: the job may be scheduled again
+                delivered += len(part)
+                yield part
+        finally:
+            self._retire(job)
+
+    async def submit(self, x: torch.Tensor, labels: torch.Tensor | None, deadline: float,
+                     priority: int = 0) -> torch.Tensor:
+        """Queue rows x (n, ...) and wait for their outputs, in order."""
+        loop = asyncio.get_running_loop()
+        job = self._enqueue(x, labels, deadline, priority, stream=False)
         try:
             # asyncio.timeout_at is cheaper than wait_for (no extra task); loop.time() is time.monotonic()
             async with asyncio.timeout_at(loop.time() + (deadline - time.monotonic())):
@@ -184,7 +218,7 @@ class Batcher:
         now = time.monotonic()
         for job in [j for j in self.jobs if j.fut.done() or j.deadline < now]:
             self._retire(job)
-        line = [j for j in self.jobs if j.waiting]
+        line = [j for j in self.jobs if j.waiting and (j.sink is None or j.sink.qsize() < STREAM_AHEAD)]
         if self.fair_every and self.chunks % self.fair_every == self.fair_every - 1:
             return [line]
         return [[j for j in line if j.level == lv] for lv in sorted({j.level for j in line})]
@@ -254,7 +288,9 @@ class Batcher:
             if self.max_delay_s > 0:
                 await self._gather_more()
             plan = self._take()
-            if not plan:
+            if not plan:  # every job with rows waits for its reader: sleep until one reads or a job arrives
+                self._wake.clear()
+                await self._wake.wait()
                 continue
             xs = [job.x[a:b] for job, a, b in plan]
             x = xs[0] if len(xs) == 1 else torch.cat(xs)
@@ -267,6 +303,8 @@ class Batcher:
                 out, seconds = await loop.run_in_executor(self.executor, self._timed_forward, x, labels)
             except Exception as exc:  # a failed forward fails its own jobs, never the loop
                 for job, _, _ in plan:
+                    if job.sink is not None:
+                        job.sink.put_nowait(exc)
                     if not job.fut.done():
                         job.fut.set_exception(exc)
                 continue
@@ -277,7 +315,12 @@ class Batcher:
                 offset += b - a
                 if job.fut.done():
                     continue
-                job.parts.append(part)
                 job.done_rows += b - a
+                if job.sink is not None:  # streamed: the reader takes it from here
+                    job.sink.put_nowait(part)
+                    if job.done_rows == job.n:
+                        job.fut.set_result(part)
+                    continue
+                job.parts.append(part)
                 if job.done_rows == job.n:
                     job.fut.set_result(job.parts[0] if len(job.parts) == 1 else torch.cat(job.parts))

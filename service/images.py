@@ -54,6 +54,14 @@ def array_to_png(img: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    """The .npy header (format 1.0) of a C-ordered array of this shape and dtype."""
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                "fortran_order": False, "shape": shape})
+    return head.getvalue()
+
+
 def to_npy(array: np.ndarray) -> bytes:
     """The .npy file of an array, with one copy of its data (np.save to BytesIO makes three)."""
     array = np.ascontiguousarray(array)

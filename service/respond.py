@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 import orjson
+import torch
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
-from service.images import array_to_png, to_npy
+from service.images import array_to_png, npy_header, to_npy
 
 NPY = "application/x-npy"
 NPZ = "application/x-npz"
@@ -87,6 +89,24 @@ def npy_response(array: np.ndarray, model: str, version: int, extra: dict[str, s
         array = array.astype(np.float32, copy=False)
     return Response(to_npy(array), media_type=NPY,
                     headers=model_headers(model, version, extra))
+
+
+def npy_stream(parts: AsyncIterator[torch.Tensor], n: int, dtype: str, model: str, version: int,
+               extra: dict[str, str] | None = None) -> StreamingResponse:
+    """A large .npy answer streamed as its chunks finish: the header knows the shape up front, so the first
+    bytes leave before the last rows are computed, and memory holds a few chunks, not the whole answer."""
+    np_dtype = np.dtype(np.uint8) if dtype == "uint8" else np.dtype("<f4")
+    head = npy_header((n, 28, 28), np_dtype)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield head
+        async for part in parts:  # (rows, 28, 28) float32, in row order
+            arr = part.numpy()
+            yield (to_uint8(arr) if dtype == "uint8" else np.ascontiguousarray(arr, dtype=np.float32)).tobytes()
+
+    length = len(head) + n * 28 * 28 * np_dtype.itemsize
+    return StreamingResponse(body(), media_type=NPY, headers={**model_headers(model, version, extra),
+                                                              "content-length": str(length)})
 
 
 def images_field(images: np.ndarray, fmt: str) -> Any:

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     max_delay_ms: float = Field(2.0, ge=0, description="longest a batch waits for rows from requests still arriving")
     max_inflight: int = Field(512, ge=1, description="inference requests in the server at once (parsing, "
                               "queued, computing, answering); beyond it, 429 before the body is read")
+    stream_min_rows: int = Field(2048, ge=1, description="a /sample .npy answer of at least this many rows is "
+                                 "streamed as its chunks finish")
     queue_rows: int = Field(8192, ge=1, description="rows queued per (model, operation) before 429")
     body_timeout_s: float = Field(10.0, gt=0, description="a body not received in full by then gets 408 "
                                   "(slow clients cannot hold a request open)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import torch
@@ -149,6 +150,31 @@ class AppState:
         except DeadlineExceeded as exc:
             self.metrics.rejections.labels("deadline").inc()
             raise DeadlineExceeded(f"{exc} (deadline {s.request_timeout_s}s per request)") from exc
+
+    def open_stream(self, ckpt: Checkpoint, op: str, x: torch.Tensor, labels: torch.Tensor | None,
+                    ticket: Ticket) -> AsyncIterator[torch.Tensor]:
+        """Rows queued now (Overloaded at once); their outputs as parts, in order, as chunks finish. The ticket
+        is kept and released when the parts are all read or the reader stops."""
+        s = self.settings
+        try:
+            parts = self.batcher(ckpt, op).open_stream(x, labels, ticket.deadline, ticket.priority)
+        except QueueFull as exc:
+            self.metrics.rejections.labels("queue_full").inc()
+            raise Overloaded(f"server busy: {exc}; retry after {s.retry_after_s}s", s.retry_after_s) from exc
+        ticket.queued()
+        ticket.keep()
+
+        async def released() -> AsyncIterator[torch.Tensor]:
+            try:
+                async for part in parts:
+                    yield part
+            except DeadlineExceeded:
+                self.metrics.rejections.labels("deadline").inc()
+                raise
+            finally:
+                ticket.release()
+
+        return released()
 
     def queued_rows(self) -> int:
         return sum(b.queued_rows for b in self.batchers.values())

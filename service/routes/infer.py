@@ -17,7 +17,7 @@ from service.domain import InvalidInput
 from service.errors import invalid_body
 from service.images import ImageError, png_to_array
 from service.loader import Checkpoint
-from service.respond import json_response, npy_response, respond, wants_npy
+from service.respond import json_response, npy_response, npy_stream, respond, wants_npy
 from service.schemas import (
     DecodeRequest,
     EncodeRequest,
@@ -138,6 +138,9 @@ async def sample(request: Request, state: AppState, ticket: Ticket) -> Response:
     labels = labels_tensor(raw_labels if isinstance(raw_labels, list) else None, ckpt, req.n)
     seed = req.seed if req.seed is not None else secrets.randbits(63)
     z = seeded_normal(seed, req.n, ckpt.latent_dim) * req.temperature
+    if wants_npy(request) and req.n >= state.settings.stream_min_rows:
+        parts = state.open_stream(ckpt, "decode", z, labels, ticket)
+        return npy_stream(parts, req.n, req.dtype, ckpt.name, ckpt.version, {"x-seed": str(seed)})
     imgs = (await state.run(ckpt, "decode", z, labels, ticket)).numpy()
     payload = {"model": ckpt.name, "version": ckpt.version, "z": z.numpy(), "seed": seed,
                "labels": None if labels is None else labels.tolist()}

@@ -266,6 +266,25 @@ def test_chunks_are_sized_by_time_and_the_cost_adapts(executor: ThreadPoolExecut
     asyncio.run(go())
 
 
+def test_a_stream_yields_parts_as_chunks_finish_and_a_slow_reader_holds_it_back(
+        executor: ThreadPoolExecutor) -> None:
+    async def go() -> None:
+        rec = Chunks()
+        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=10_000)
+        parts = b.open_stream(rows(0, 100), None, far())
+        await asyncio.sleep(0.05)  # nobody reads: the job runs at most STREAM_AHEAD chunks ahead of its reader
+        from service.batcher import STREAM_AHEAD
+        assert len(rec.chunks) == STREAM_AHEAD
+        first = await parts.__anext__()  # the first part, long before the last rows are computed
+        assert torch.equal(first, rows(0, 4) * 2) and len(rec.chunks) < 25
+        rest = [p async for p in parts]
+        assert torch.equal(torch.cat([first, *rest]), rows(0, 100) * 2)
+        assert b.queued_rows == 0 and b.held_rows == 0 and not b.jobs
+        await b.stop()
+
+    asyncio.run(go())
+
+
 # -- through the app, with real concurrency ---------------------------------------------------
 
 

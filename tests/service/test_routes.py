@@ -325,3 +325,28 @@ def test_uint8_answers_are_the_float_pixels_rounded(client: TestClient) -> None:
     pixels_json = client.post("/decode", json={"z": [[0.0] * 4], "dtype": "uint8"}).json()["images"]
     assert all(isinstance(v, int) and 0 <= v <= 255 for v in pixels_json[0][0])
     assert client.post("/sample", json={**body, "dtype": "int8"}).status_code == 422
+
+
+def test_large_npy_samples_are_streamed_with_the_same_bytes(tiny_repo: Path) -> None:
+    import io
+
+    from fastapi.testclient import TestClient as TC
+
+    from service.app import create_app
+    from tests.service.conftest import make_settings
+
+    npy = {"accept": "application/x-npy"}
+    body = {"n": 50, "seed": 9}
+    with TC(create_app(make_settings(tiny_repo, max_batch_rows=8))) as c:  # answered whole
+        whole = c.post("/sample", json=body, headers=npy)
+        whole8 = c.post("/sample", json={**body, "dtype": "uint8"}, headers=npy)
+    with TC(create_app(make_settings(tiny_repo, max_batch_rows=8, stream_min_rows=16))) as c:  # streamed
+        streamed = c.post("/sample", json=body, headers=npy)
+        streamed8 = c.post("/sample", json={**body, "dtype": "uint8"}, headers=npy)
+        assert c.app.state.vae.admission.inflight == 0  # the kept ticket was released at the end of the stream
+    assert streamed.status_code == 200 and streamed.headers["x-seed"] == "9"
+    assert int(streamed.headers["content-length"]) == len(streamed.content)
+    a, b = np.load(io.BytesIO(whole.content)), np.load(io.BytesIO(streamed.content))
+    assert b.shape == (50, 28, 28) and b.dtype == np.float32
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_array_equal(np.load(io.BytesIO(whole8.content)), np.load(io.BytesIO(streamed8.content)))
