@@ -176,7 +176,7 @@ class _LimitedBody:
         self.received = 0
         self.deadline = time.monotonic() + self.watch.timeout_s
         self.refused: BodyRefused | None = None
-        self.answered = self.expired = False
+        self.answered = self.expired = self.body_done = False
         self._task: asyncio.Task[Any] | None = None
 
     def _refuse(self, reason: str, exc: BodyRefused) -> BodyRefused:
@@ -192,6 +192,8 @@ class _LimitedBody:
             self._task.cancel()
 
     async def receive(self) -> Message:
+        if self.body_done:  # the body is in: later receives wait for a disconnect (streamed answers), not data
+            return await self._receive()
         s = self.state.settings
         if self._task is None:
             self._task = asyncio.current_task()
@@ -208,6 +210,7 @@ class _LimitedBody:
         finally:
             self.watch.waiting.discard(self)
         if msg["type"] == "http.request":
+            self.body_done = not msg.get("more_body", False)
             self.received += len(msg.get("body", b""))
             if self.received > s.max_body_bytes:
                 raise self._refuse("body_too_large", BodyRefused(

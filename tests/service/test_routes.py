@@ -350,3 +350,27 @@ def test_large_npy_samples_are_streamed_with_the_same_bytes(tiny_repo: Path) -> 
     assert b.shape == (50, 28, 28) and b.dtype == np.float32
     np.testing.assert_allclose(a, b, atol=1e-5)
     np.testing.assert_array_equal(np.load(io.BytesIO(whole8.content)), np.load(io.BytesIO(streamed8.content)))
+
+
+def test_a_stream_longer_than_the_body_timeout_is_not_cut(tiny_repo: Path) -> None:
+    """The body deadline covers the request body only: a streamed answer may take longer (it once was cut)."""
+    import io
+    import time as _time
+
+    from fastapi.testclient import TestClient as TC
+
+    from service.app import create_app
+    from tests.service.conftest import make_settings
+
+    settings = make_settings(tiny_repo, max_batch_rows=8, stream_min_rows=16, body_timeout_s=0.3)
+    with TC(create_app(settings)) as c:
+        runtime = c.app.state.vae.runtime
+        real = runtime.run
+
+        def slow(*args: object) -> torch.Tensor:
+            _time.sleep(0.1)  # 7 chunks: ~0.7 s of streaming, past the 0.3 s body timeout
+            return real(*args)
+
+        runtime.run = slow
+        r = c.post("/sample", json={"n": 50, "seed": 2}, headers={"accept": "application/x-npy"})
+    assert r.status_code == 200 and np.load(io.BytesIO(r.content)).shape == (50, 28, 28)
