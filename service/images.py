@@ -60,11 +60,3 @@ def npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
     np.lib.format.write_array_header_1_0(head, {"descr": np.lib.format.dtype_to_descr(dtype),
                                                 "fortran_order": False, "shape": shape})
     return head.getvalue()
-
-
-def to_npy(array: np.ndarray) -> bytes:
-    """The .npy file of an array, with one copy of its data (np.save to BytesIO makes three)."""
-    array = np.ascontiguousarray(array)
-    head = io.BytesIO()
-    np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(array))
-    return head.getvalue() + memoryview(array).cast("B")

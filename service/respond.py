@@ -12,8 +12,9 @@ import orjson
 import torch
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from service.images import array_to_png, npy_header, to_npy
+from service.images import array_to_png, npy_header
 
 NPY = "application/x-npy"
 NPZ = "application/x-npz"
@@ -84,11 +85,27 @@ def model_headers(model: str, version: int, extra: dict[str, str] | None = None)
     return {"x-model": model, "x-model-version": str(version), **(extra or {})}
 
 
+class NpyResponse(Response):
+    """An array as a .npy body sent as two messages, header then the array's own memory: no copy of a
+    multi-megabyte answer into one bytes object (a tenth of the bulk path's time on this CPU)."""
+
+    media_type = NPY
+
+    def __init__(self, array: np.ndarray, headers: dict[str, str]) -> None:
+        self.array = np.ascontiguousarray(array)
+        self.head = npy_header(self.array.shape, self.array.dtype)
+        super().__init__(None, headers={**headers, "content-length": str(len(self.head) + self.array.nbytes)})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.head, "more_body": True})
+        await send({"type": "http.response.body", "body": memoryview(self.array).cast("B"), "more_body": False})
+
+
 def npy_response(array: np.ndarray, model: str, version: int, extra: dict[str, str] | None = None) -> Response:
     if array.dtype != np.uint8:
         array = array.astype(np.float32, copy=False)
-    return Response(to_npy(array), media_type=NPY,
-                    headers=model_headers(model, version, extra))
+    return NpyResponse(array, model_headers(model, version, extra))
 
 
 def npy_stream(parts: AsyncIterator[torch.Tensor], n: int, dtype: str, model: str, version: int,
