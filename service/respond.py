@@ -66,7 +66,7 @@ async def respond(request: Request, payload: dict[str, Any], images: np.ndarray,
                   model: str, version: int, extra: dict[str, str] | None = None, dtype: str = "float32") -> Response:
     """An images answer: .npy or .npz when asked for, else JSON with `images` as pixels or PNGs;
     pixels and arrays as float32 in [0,1] or, with dtype uint8, 0..255."""
-    if dtype == "uint8" and fmt != "png":
+    if dtype == "uint8" and fmt != "png" and images.dtype != np.uint8:
         images = to_uint8(images)
     if wants_npy(request):
         return npy_response(images, model, version, extra)
@@ -119,7 +119,9 @@ def npy_stream(parts: AsyncIterator[torch.Tensor], n: int, dtype: str, model: st
         yield head
         async for part in parts:  # (rows, 28, 28) float32, in row order
             arr = part.numpy()
-            yield (to_uint8(arr) if dtype == "uint8" else np.ascontiguousarray(arr, dtype=np.float32)).tobytes()
+            if arr.dtype != np_dtype:
+                arr = to_uint8(arr) if dtype == "uint8" else arr.astype(np.float32)
+            yield np.ascontiguousarray(arr).tobytes()
 
     length = len(head) + n * 28 * 28 * np_dtype.itemsize
     return StreamingResponse(body(), media_type=NPY, headers={**model_headers(model, version, extra),

@@ -129,10 +129,12 @@ class AppState:
             def on_wait(level: int, seconds: float) -> None:
                 wait.labels(ckpt.name, str(level)).observe(seconds)
 
+            # decode_u8 costs what decode does until its own chunks say otherwise
+            cost = self.runtime.row_cost.get(key) or self.runtime.row_cost.get(
+                (ckpt.name, ckpt.version, op.removesuffix("_u8")), 0.0)
             b = Batcher(forward, self.runtime.executor, s.max_batch_rows, s.max_delay_ms / 1000, s.queue_rows,
                         arrivals=lambda: self.admission.arriving, on_batch=hist.observe,
-                        target_s=s.chunk_target_ms / 1000, row_cost_s=self.runtime.row_cost.get(key, 0.0),
-                        on_wait=on_wait)
+                        target_s=s.chunk_target_ms / 1000, row_cost_s=cost, on_wait=on_wait)
             self.batchers[key] = b
         return b
 

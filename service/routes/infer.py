@@ -81,6 +81,11 @@ def labels_tensor(labels: list[int] | None, ckpt: Checkpoint, n: int) -> torch.T
     return torch.tensor(labels, dtype=torch.long)
 
 
+def decode_op(dtype: str, fmt: str) -> str:
+    """uint8 pixels are made by the forward itself (on the device), except for PNGs, which want floats."""
+    return "decode_u8" if dtype == "uint8" and fmt != "png" else "decode"
+
+
 def seeded_normal(seed: int, rows: int, m: int) -> torch.Tensor:
     """N(0, I) draws that depend on the seed alone (a private CPU generator per request)."""
     return torch.randn(rows, m, generator=torch.Generator().manual_seed(seed))
@@ -115,7 +120,7 @@ async def decode(request: Request, state: AppState, ticket: Ticket) -> Response:
     check_rows(state, len(req.z), "latent vectors")
     z = latents_tensor(req.z, ckpt)
     labels = labels_tensor(req.labels, ckpt, len(z))
-    imgs = (await state.run(ckpt, "decode", z, labels, ticket)).numpy()
+    imgs = (await state.run(ckpt, decode_op(req.dtype, req.format), z, labels, ticket)).numpy()
     return await respond(request, {"model": ckpt.name, "version": ckpt.version}, imgs, req.format, ckpt.name,
                          ckpt.version, dtype=req.dtype)
 
@@ -138,10 +143,11 @@ async def sample(request: Request, state: AppState, ticket: Ticket) -> Response:
     labels = labels_tensor(raw_labels if isinstance(raw_labels, list) else None, ckpt, req.n)
     seed = req.seed if req.seed is not None else secrets.randbits(63)
     z = seeded_normal(seed, req.n, ckpt.latent_dim) * req.temperature
+    op = decode_op(req.dtype, req.format)
     if wants_npy(request) and req.n >= state.settings.stream_min_rows:
-        parts = state.open_stream(ckpt, "decode", z, labels, ticket)
+        parts = state.open_stream(ckpt, op, z, labels, ticket)
         return npy_stream(parts, req.n, req.dtype, ckpt.name, ckpt.version, {"x-seed": str(seed)})
-    imgs = (await state.run(ckpt, "decode", z, labels, ticket)).numpy()
+    imgs = (await state.run(ckpt, op, z, labels, ticket)).numpy()
     payload = {"model": ckpt.name, "version": ckpt.version, "z": z.numpy(), "seed": seed,
                "labels": None if labels is None else labels.tolist()}
     return await respond(request, payload, imgs, req.format, ckpt.name, ckpt.version, {"x-seed": str(seed)},

@@ -374,3 +374,12 @@ def test_a_stream_longer_than_the_body_timeout_is_not_cut(tiny_repo: Path) -> No
         runtime.run = slow
         r = c.post("/sample", json={"n": 50, "seed": 2}, headers={"accept": "application/x-npy"})
     assert r.status_code == 200 and np.load(io.BytesIO(r.content)).shape == (50, 28, 28)
+
+
+def test_uint8_made_by_the_forward_equals_numpy_rounding() -> None:
+    from service.respond import to_uint8 as np_u8
+    from service.runtime import to_uint8 as torch_u8
+
+    x = torch.rand(64, 28, 28)
+    x[0, 0, :5] = torch.tensor([0.0, 1.0, -0.5, 1.5, 0.5 / 255])  # ends, out of range, a tie (0.5 -> 0)
+    np.testing.assert_array_equal(torch_u8(x).numpy(), np_u8(x.numpy()))
