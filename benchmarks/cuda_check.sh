@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The CUDA path for real: serve vae-z20 on the GPU (fp32, then fp16), load it, compare with CPU outputs.
+# The CUDA path for real: serve vae-z20 on the GPU (fp32, fp16, bf16 + channels_last), load it, compare with CPU
+# outputs.
 # Usage (on a GPU machine): bash benchmarks/cuda_check.sh
 set -uo pipefail
 PY=${PYTHON:-python3}
 export VAESERVE_LOG_LEVEL=warning VAESERVE_QUEUE_ROWS=100000
-for half in false true; do
-  VAESERVE_DEVICE=cuda VAESERVE_HALF_PRECISION=$half VAESERVE_PORT=8077 $PY -m service & pid=$!
+for precision in fp32 fp16 bf16; do
+  cl=false; [[ $precision == bf16 ]] && cl=true
+  VAESERVE_DEVICE=cuda VAESERVE_PRECISION=$precision VAESERVE_CHANNELS_LAST=$cl VAESERVE_PORT=8077 $PY -m service & pid=$!
   for i in $(seq 60); do curl -sf localhost:8077/readyz >/dev/null && break; sleep 1; done
   curl -s localhost:8077/readyz; echo
-  echo "== half_precision=$half"
+  echo "== precision=$precision channels_last=$cl"
   $PY benchmarks/loadgen.py http://127.0.0.1:8077/decode '{"z": [[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]]}' -c 64 -d 8
   $PY benchmarks/loadgen.py http://127.0.0.1:8077/decode '{"z": [[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]]}' -c 1 -d 5
   $PY - <<'PYEOF'

@@ -24,7 +24,8 @@ class AppState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.runtime = Runtime(pick_device(settings.device), settings.half_precision, settings.torch_threads)
+        precision = "fp16" if settings.half_precision else settings.precision
+        self.runtime = Runtime(pick_device(settings.device), precision, settings.torch_threads, settings.channels_last)
         self.models: dict[str, dict[int, Checkpoint]] = {}
         self.load_errors: list[str] = []
         self.batchers: dict[tuple[str, int, str], Batcher] = {}

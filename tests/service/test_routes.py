@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -383,3 +384,32 @@ def test_uint8_made_by_the_forward_equals_numpy_rounding() -> None:
     x = torch.rand(64, 28, 28)
     x[0, 0, :5] = torch.tensor([0.0, 1.0, -0.5, 1.5, 0.5 / 255])  # ends, out of range, a tie (0.5 -> 0)
     np.testing.assert_array_equal(torch_u8(x).numpy(), np_u8(x.numpy()))
+
+
+@pytest.mark.parametrize(("options", "tolerance"), [({"channels_last": True}, 1e-4), ({"precision": "bf16"}, 0.05)])
+def test_memory_format_and_precision_when_asked(tiny_repo: Path, options: dict, tolerance: float) -> None:
+    """channels_last keeps the fp32 contract (< 1e-4); bf16 trades about a hundredth of a pixel for speed."""
+    from fastapi.testclient import TestClient as TC
+
+    from service.app import create_app
+    from tests.service.conftest import make_settings
+
+    z = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    with TC(create_app(make_settings(tiny_repo, **options))) as c:
+        served = np.array(c.post("/decode", json={"z": z.tolist()}).json()["images"])
+        x = np.random.default_rng(0).random((2, 28, 28)).astype(np.float32)
+        mu = np.array(c.post("/encode", json={"images": [{"pixels": im.tolist()} for im in x]}).json()["mu"])
+    module = ts(tiny_repo, "vae-z4", 2)
+    with torch.no_grad():
+        ref = module.decode(z, None)[:, 0].numpy()
+        ref_mu = module.encode(torch.from_numpy(x[:, None]), None)[0].numpy()
+    np.testing.assert_allclose(served, ref, atol=tolerance)
+    np.testing.assert_allclose(mu, ref_mu, atol=tolerance * 10)
+
+
+def test_fp16_on_a_cpu_is_refused_at_start(tiny_repo: Path) -> None:
+    from service.app import create_app
+    from tests.service.conftest import make_settings
+
+    with pytest.raises(ValueError, match="fp16 needs CUDA; on a CPU use bf16"):
+        create_app(make_settings(tiny_repo, precision="fp16", device="cpu"))
