@@ -114,3 +114,17 @@ def test_oom_splits_the_batch(tiny_repo: Path, monkeypatch: pytest.MonkeyPatch) 
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
     assert rt.oom_splits > 0
     rt.shutdown()
+
+
+def test_host_staging_reuses_its_buffer_and_grows_it() -> None:
+    from service.runtime import HostStaging
+
+    staging = HostStaging(pin=False)  # pinned on CUDA; the reuse logic is the same
+    a = staging.stage(torch.arange(6.0).reshape(3, 2))
+    ptr = a.data_ptr()
+    b = staging.stage(torch.ones(2, 2))
+    assert b.data_ptr() == ptr and torch.equal(b, torch.ones(2, 2))  # same memory, new values
+    c = staging.stage(torch.full((7, 2), 5.0))  # larger: grown (to max(7, 2 x 3) rows)
+    assert torch.equal(c, torch.full((7, 2), 5.0)) and len(staging.buffers[(torch.float32, (2,))]) == 7
+    labels = staging.stage(torch.arange(3))  # another dtype: its own buffer
+    assert labels.dtype == torch.int64 and len(staging.buffers) == 2
