@@ -32,7 +32,7 @@ class CheckpointError(ValueError):
 def weights_sha256(module: torch.nn.Module | torch.jit.ScriptModule) -> str:
     """SHA-256 over every parameter and buffer, by name, as float32 little-endian bytes."""
     h = hashlib.sha256()
-    tensors = dict(module.named_parameters())
+    tensors: dict[str, torch.Tensor] = dict(module.named_parameters())
     tensors.update(dict(module.named_buffers()))
     for name in sorted(tensors):
         h.update(name.encode())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import socket
 import sys
@@ -79,7 +80,7 @@ def main() -> int:
     s = get_settings()
     configure(s.log_level)
     config = uvicorn.Config(create_app(s), host=s.host, port=s.port, log_config=None, access_log=False,
-                            timeout_graceful_shutdown=s.drain_timeout_s, timeout_keep_alive=5,
+                            timeout_graceful_shutdown=math.ceil(s.drain_timeout_s), timeout_keep_alive=5,
                             limit_concurrency=None, backlog=2048)
     DrainingServer(config).run()
     return 0

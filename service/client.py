@@ -37,7 +37,7 @@ class VaeServeError(Exception):
 
 def _images_payload(images: np.ndarray | Sequence[Any]) -> list[dict[str, Any]]:
     """(B, 28, 28) floats in [0,1] -> pixel images; bytes/str items are sent as PNG."""
-    out = []
+    out: list[dict[str, Any]] = []
     for img in images:
         if isinstance(img, bytes):
             out.append({"png": base64.b64encode(img).decode()})

@@ -22,7 +22,8 @@ from service.domain import InvalidInput
 from service.errors import invalid_body
 
 HEADER = "inference-header-content-length"
-DTYPES = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8"), "FP64": np.dtype("<f8"), "INT32": np.dtype("<i4")}
+DTYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8"), "FP64": np.dtype("<f8"),
+                                    "INT32": np.dtype("<i4")}
 
 
 class TensorHeader(BaseModel):
@@ -140,7 +141,7 @@ def encode_response(model_name: str, version: int, request: InferRequest, arrays
         out: dict[str, Any] = {"name": name, "datatype": datatypes[name], "shape": list(arr.shape)}
         if binary:
             out["parameters"] = {"binary_data_size": arr.nbytes}
-            blobs.append(memoryview(arr).cast("B"))  # joined once below: one copy of the data in all
+            blobs.append(memoryview(arr).cast("B"))  # type: ignore[arg-type]  # joined once below: one copy of the data in all
         else:
             out["data"] = arr.reshape(-1)
         outputs.append(out)

@@ -42,7 +42,7 @@ def npz_body(images: np.ndarray, payload: dict[str, Any]) -> bytes:
         if payload.get(key) is not None:
             arrays[key] = np.asarray(payload[key])
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
     return buf.getvalue()
 
 
@@ -99,7 +99,8 @@ class NpyResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         await send({"type": "http.response.body", "body": self.head, "more_body": True})
-        await send({"type": "http.response.body", "body": memoryview(self.array).cast("B"), "more_body": False})
+        body = memoryview(self.array).cast("B")  # type: ignore[arg-type]
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def npy_response(array: np.ndarray, model: str, version: int, extra: dict[str, str] | None = None) -> Response:

@@ -95,7 +95,7 @@ class Runtime:
         if self.dtype != torch.float32:
             module = module.to(self.dtype)
         if self.channels_last:  # NHWC convolutions; fp32 outputs moved by < 2e-5 on the shipped models
-            module = module.to(memory_format=torch.channels_last)
+            module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.modules[(ckpt.name, ckpt.version)] = module
         if self.device.type == "cuda":  # first CUDA calls compile/allocate: pay that before serving
             labels = torch.zeros(8, dtype=torch.long) if ckpt.num_classes else None

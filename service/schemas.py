@@ -3,7 +3,7 @@ the OpenAPI contract; the tighter, configurable limits from settings are checked
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -23,7 +23,7 @@ ModelName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-
 ImageFormat = Literal["pixels", "png"]
 # uint8: pixels as 0..255 (round(255 x)), 4x smaller .npy/.npz bodies, for pictures rather than probabilities
 ImageDtype = Literal["float32", "uint8"]
-DtypeField = Field("float32", description="images as float32 in [0,1] (default) or uint8 0..255 (pixels and "
+DtypeField: Any = Field("float32", description="images as float32 in [0,1] (default) or uint8 0..255 (pixels and "
                                           ".npy/.npz answers; PNGs are 8-bit either way)")
 
 

@@ -207,6 +207,5 @@ def write_grids(model: nn.Module, spec: ModelSpec, xte: torch.Tensor, yte: torch
     if k.stochastic:  # a prior to sample from
         gen = torch.Generator(xte.device).manual_seed(0)
         z = torch.randn(100, spec.latent_dim, generator=gen, device=xte.device)
-        labels = torch.arange(10, device=xte.device).repeat_interleave(10) % max(k.num_classes, 1)
-        labels = k.labels(labels)
-        save_grid(torch.sigmoid(model.decode_raw(z, labels)), 10, run_dir / "samples.png")
+        classes = torch.arange(10, device=xte.device).repeat_interleave(10) % max(k.num_classes, 1)
+        save_grid(torch.sigmoid(model.decode_raw(z, k.labels(classes))), 10, run_dir / "samples.png")

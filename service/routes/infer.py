@@ -180,11 +180,11 @@ async def interpolate(request: Request, state: AppState, ticket: Ticket) -> Resp
     if req.steps > state.settings.max_steps:
         raise InvalidInput(f"steps={req.steps}; at most {state.settings.max_steps} allowed")
     ends: list[torch.Tensor | None] = []
-    images = []
+    images: list[Image] = []
     for name, end in (("start", req.start), ("end", req.end)):
         if end.z is not None:
             ends.append(latents_tensor([end.z], ckpt, f"{name}.z")[0])
-        else:
+        elif end.image is not None:  # the schema guarantees exactly one of the two
             ends.append(None)
             images.append(end.image)
     if images:

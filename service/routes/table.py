@@ -152,7 +152,8 @@ def openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """Add the table's paths, bodies and answers to FastAPI's schema of the other routes."""
     ref = "#/components/schemas/{model}"
     models = [(m, mode) for e in ENDPOINTS for m, mode in ((e.request, "validation"), (e.response, "serialization"))]
-    _, defs = models_json_schema([*dict.fromkeys(models), (ErrorResponse, "serialization")], ref_template=ref)
+    _, defs = models_json_schema([*dict.fromkeys(models), (ErrorResponse, "serialization")],  # type: ignore[list-item]
+                                 ref_template=ref)
     schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
     error = {"content": {"application/json": {"schema": {"$ref": ref.format(model="ErrorResponse")}}}}
     codes = {"401": "unauthorized", "404": "unknown model", "408": "body too slow", "413": "body too large",
