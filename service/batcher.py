@@ -1,13 +1,13 @@
 """Dynamic batching with fair scheduling: concurrent requests for one (model, operation) share forward
 passes, and a small request never waits behind a bulk one.
 
-Rows, not requests, are counted. Each request is a job; each forward ("chunk") is filled by deficit
-round-robin over the waiting jobs: every job gets a quantum (the chunk's rows / the jobs waiting), the
-rest of the chunk goes to whoever still has rows, and jobs just served move to the back of the line. A
-single-row request therefore rides in the next chunk after the one in flight, however many rows a bulk
-job still has; a bulk job advances in every chunk. Priority (1 = high, 0 = default, larger = lower, as
-in Triton) orders the jobs, but every `fair_every`-th chunk ignores it: a low-priority job waits at most
-that many chunks (the starvation bound).
+Rows, not requests, are counted. Each request is a job; each forward ("chunk") is filled smallest
+remaining job first, so a single-row request rides in the next chunk after the one in flight, however
+many rows a bulk job still has, and of two bulk jobs one finishes before the other (both finishing late
+would help neither). Every `fair_every`-th chunk is filled by deficit round-robin instead (every waiting
+job gets a quantum, priority ignored): no job waits more than that many chunks for rows, however large or
+low-priority it is (the starvation bound). Priority (1 = high, 0 = default, larger = lower, as in Triton)
+orders the other chunks.
 
 Chunks are sized by time as well as rows: at most `target_s` of forward time, from a per-row cost measured
 at load (`row_cost_s`) and adapted from every chunk's own timing, so a chunk of the conv default is ~30
@@ -212,31 +212,41 @@ class Batcher:
 
     # -- the chunk ------------------------------------------------------------------------------
 
-    def _groups(self) -> list[list[_Job]]:
-        """Jobs with rows waiting, grouped in the order groups are served this chunk: one group per priority
-        level, highest first (every fair_every-th chunk: one group of all), each in line order."""
+    def _groups(self) -> tuple[list[list[_Job]], bool]:
+        """Jobs with rows waiting, grouped in the order groups are served this chunk, and whether this is a fair
+        chunk: one group per priority level, highest first; every fair_every-th chunk, one group of all."""
         now = time.monotonic()
         for job in [j for j in self.jobs if j.fut.done() or j.deadline < now]:
             self._retire(job)
         line = [j for j in self.jobs if j.waiting and (j.sink is None or j.sink.qsize() < STREAM_AHEAD)]
         if self.fair_every and self.chunks % self.fair_every == self.fair_every - 1:
-            return [line]
-        return [[j for j in line if j.level == lv] for lv in sorted({j.level for j in line})]
+            return [line], True
+        return [[j for j in line if j.level == lv] for lv in sorted({j.level for j in line})], False
 
     def _take(self) -> list[tuple[_Job, int, int]]:
-        """(job, first row, end row) slices for one chunk: deficit round-robin, then fill."""
+        """(job, first row, end row) slices for one chunk.
+
+        Ordinary chunks: smallest remaining first, within each priority level (a stable sort keeps the line
+        for equals): a single row goes in the next chunk, and of two bulk requests one finishes before the other
+        instead of both finishing late. Fair chunks (every fair_every-th): deficit round-robin over every waiting
+        job, priority ignored: each gets a quantum (the chunk's rows / the jobs waiting), the rest fills in line
+        order, so no job, however large or low, waits more than fair_every chunks for rows."""
         room = self.chunk_rows()
         plan: dict[_Job, int] = {}
-        for group in self._groups():  # higher priority levels first; the rest of the chunk goes on down
+        groups, fair = self._groups()
+        for group in groups:  # higher priority levels first; the rest of the chunk goes on down
             if room <= 0:
                 break
-            quantum = max(1, room // len(group))
-            for job in group:
-                take = min(job.waiting, quantum, room)
-                if take > 0:
-                    plan[job] = take
-                    room -= take
-            for job in group:  # fill: whatever room is left, in line order
+            if fair:
+                quantum = max(1, room // len(group))
+                for job in group:
+                    take = min(job.waiting, quantum, room)
+                    if take > 0:
+                        plan[job] = take
+                        room -= take
+            else:
+                group = sorted(group, key=lambda j: j.waiting)
+            for job in group:  # fill: whatever room is left, in this order
                 extra = min(job.waiting - plan.get(job, 0), room)
                 if extra > 0:
                     plan[job] = plan.get(job, 0) + extra

@@ -192,15 +192,15 @@ def test_a_small_request_rides_in_the_next_chunk_not_after_the_bulk_job(executor
     asyncio.run(go())
 
 
-def test_bulk_jobs_interleave_chunk_by_chunk(executor: ThreadPoolExecutor) -> None:
+def test_smallest_remaining_goes_first_and_every_fourth_chunk_is_shared(executor: ThreadPoolExecutor) -> None:
     async def go() -> None:
         rec = Chunks()
-        b = Batcher(rec, executor, max_batch_rows=8, max_delay_s=0, queue_rows=10_000)
-        await held_then_released(rec, b, [(rows(0, 40), 0), (rows(100, 40), 0), (rows(200, 40), 0)])
-        # after the first chunk, each chunk splits its 8 rows between the three jobs (quantum 8 // 3 = 2, then fill)
-        for chunk in rec.chunks[1:4]:
-            owners = {v // 100 for v in chunk}
-            assert owners == {0, 1, 2}, rec.chunks[:5]
+        b = Batcher(rec, executor, max_batch_rows=8, max_delay_s=0, queue_rows=10_000, fair_every=4)
+        await held_then_released(rec, b, [(rows(0, 40), 0), (rows(100, 24), 0), (rows(200, 40), 0)])
+        owners = [{v // 100 for v in chunk} for chunk in rec.chunks]
+        assert owners[0] == {0}  # taken before the others arrived
+        assert owners[1] == owners[2] == {1}  # the job with the fewest rows left goes first, whole chunks
+        assert owners[3] == {0, 1, 2}  # a fair chunk: every waiting job gets rows
         await b.stop()
 
     asyncio.run(go())
