@@ -11,8 +11,16 @@ ARG TORCH_VERSION=2.13.0
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# CUDA wheels come from PyPI's default torch (bundles the CUDA runtime); CPU wheels from PyTorch's CPU index.
-RUN if [ "$VARIANT" = "cpu" ]; then \
+# torch: a wheel in .wheels/ of the build context when there is one (where PyTorch's index cannot be reached:
+# `pip download torch==2.13.0 --no-deps -d .wheels` on a machine whose pip gets the CPU build; scripts/deploy-check.sh
+# does it); else CUDA wheels from PyPI's default torch (bundles the CUDA runtime), CPU wheels from PyTorch's CPU index.
+# .wheels/ca.crt, when present: the CA bundle of a TLS-intercepting proxy between this build and PyPI (this
+# stage only; the runtime stage copies the venv alone).
+COPY pyproject.toml .wheel[s] /tmp/wheels/
+RUN if [ -f /tmp/wheels/ca.crt ]; then cp /tmp/wheels/ca.crt /etc/ssl/certs/ca-certificates.crt; fi
+RUN if ls /tmp/wheels/torch-*.whl >/dev/null 2>&1; then \
+      pip install /tmp/wheels/torch-*.whl; \
+    elif [ "$VARIANT" = "cpu" ]; then \
       pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu; \
     else \
       pip install "torch==${TORCH_VERSION}"; \

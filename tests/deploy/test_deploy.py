@@ -57,7 +57,9 @@ def test_compose_profiles_and_gpu(compose: dict) -> None:
 def test_nginx_retries_busy_replicas() -> None:
     conf = (ROOT / "deploy/nginx/nginx.conf").read_text()
     assert "proxy_next_upstream error timeout http_429 http_503 non_idempotent" in conf
-    assert "server backend:8000 resolve" in conf
+    # resolved at run time through a variable, so restarted replicas are followed on any nginx version
+    assert "set $backend http://backend:8000;" in conf and "proxy_pass $backend;" in conf
+    assert "resolver 127.0.0.11" in conf
 
 
 def test_prometheus_scrapes_every_replica() -> None:
@@ -100,7 +102,7 @@ def test_docker_build_context_has_what_the_image_copies() -> None:
     for line in text.splitlines():
         if line.startswith("COPY") and "--from" not in line:
             for src in line.split()[1:-1]:
-                if src.startswith("--"):
+                if src.startswith("--") or any(c in src for c in "*?["):  # a pattern may match nothing (.wheel[s])
                     continue
                 assert (ROOT / src).exists(), src
                 assert src.rstrip("/") not in ignored, f"{src} is copied but .dockerignore drops it"
