@@ -1,4 +1,4 @@
-"""python -m training {train,evaluate,export,data,table,list,train-judge,judge} — see --help on each."""
+"""python -m training {train,evaluate,export,data,table,list,cost,frontier,train-judge,judge} — see --help on each."""
 
 from __future__ import annotations
 
@@ -102,6 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("table", help="print the Markdown table of measured figures for a repository")
     t.add_argument("repository", type=Path, nargs="?", default=Path("models"))
     t.add_argument("--extra", type=Path, nargs="*", default=[], help="more checkpoints to list")
+    c = sub.add_parser("cost", help="decode images/s on this CPU (batch 1 and 1024, 1 and 2 threads) into "
+                                     "metrics.json")
+    c.add_argument("checkpoints", type=Path, nargs="*", help="model.ts files (default: the newest of each in models/)")
+    c.add_argument("--seconds", type=float, default=1.0, help="time per figure")
+    c.add_argument("--no-write", action="store_true")
+    f = sub.add_parser("frontier", help="draw NLL against CPU decode images/s, one point per model (a PNG)")
+    f.add_argument("out", type=Path, nargs="?", default=Path("docs/frontier.png"))
+    f.add_argument("--repository", type=Path, default=Path("models"))
     ls = sub.add_parser("list", help="print the newest model.ts of each model in a repository, one a line")
     ls.add_argument("repository", type=Path, nargs="?", default=Path("models"))
     ls.add_argument("--generative", action="store_true", help="only models with a prior to sample from (meta)")
@@ -109,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         commands = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data,
-                    "table": cmd_table, "list": cmd_list, "judge": cmd_judge, "train-judge": cmd_train_judge}
+                    "table": cmd_table, "list": cmd_list, "cost": cmd_cost, "frontier": cmd_frontier,
+                    "judge": cmd_judge, "train-judge": cmd_train_judge}
         return commands[args.cmd](args)
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -196,6 +205,26 @@ def cmd_table(a: argparse.Namespace) -> int:
     print(table(paths))
     print()
     print(judge_table(paths))
+    return 0
+
+
+def cmd_cost(a: argparse.Namespace) -> int:
+    from checkpoint import newest, write_metrics
+    from training.cost import measure
+
+    for path in a.checkpoints or newest(Path("models")):
+        result = measure(path, a.seconds)
+        print(json.dumps({"checkpoint": str(path), **result}))
+        if not a.no_write:
+            write_metrics(path, {"cost": result})
+    return 0
+
+
+def cmd_frontier(a: argparse.Namespace) -> int:
+    from checkpoint import newest
+    from training.report import frontier_png
+
+    print(f"{frontier_png(newest(a.repository), a.out)} models drawn into {a.out}")
     return 0
 
 
