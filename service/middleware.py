@@ -16,27 +16,16 @@ import os
 import time
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.domain import BodyRefused, ServiceError, Unauthorized
-from service.errors import status_of
+from service.domain import BodyRefused, Unauthorized
+from service.errors import error_response
 from service.state import AppState
 
 log = logging.getLogger("vaeserve.access")
 
 OPEN = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready", "/"}
 OPEN_PREFIX = "/explorer/"  # the explorer's static files; the calls the page makes still need the key
-
-
-async def send_error(send: Send, exc: ServiceError) -> None:
-    """Answer a domain error straight from a middleware (same body as errors.error_response)."""
-    status, extra = status_of(exc)
-    body = orjson.dumps({"error": exc.message, "detail": exc.detail}, default=str)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               *((k.lower().encode(), v.encode()) for k, v in extra.items())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 _ID_PREFIX = os.urandom(6).hex()  # per process: ids stay unique across replicas and restarts
@@ -115,7 +104,7 @@ class ApiKeyAuth:
             given = next((v for k, v in scope["headers"] if k == b"x-api-key"), b"")
             if not hmac.compare_digest(given, self.key):
                 self.state.metrics.rejections.labels("unauthorized").inc()
-                await send_error(send, Unauthorized("missing or wrong X-API-Key header"))
+                await error_response(Unauthorized("missing or wrong X-API-Key header"))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -133,8 +122,9 @@ class BodyLimit:
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if length is not None and (not length.isdigit() or int(length) > s.max_body_bytes):
             self.state.metrics.rejections.labels("body_too_large").inc()
-            await send_error(send, BodyRefused(f"body of {length.decode('latin1')[:20]} bytes; at most "
-                                               f"{s.max_body_bytes} bytes allowed", too_large=True))
+            refused = BodyRefused(f"body of {length.decode('latin1')[:20]} bytes; at most {s.max_body_bytes} bytes "
+                                  "allowed", too_large=True)
+            await error_response(refused)(scope, receive, send)
             return
         await _LimitedBody(self, scope, receive, send).run()
 
@@ -221,7 +211,7 @@ class _LimitedBody:
         if self.refused is not None:
             if msg["type"] == "http.response.start" and not self.answered:
                 self.answered = True
-                await send_error(self._send, self.refused)
+                await error_response(self.refused)(self.scope, self._receive, self._send)
             return
         if msg["type"] == "http.response.start":
             self.answered = True
@@ -233,4 +223,5 @@ class _LimitedBody:
         except BodyRefused:
             if not self.answered:
                 self.answered = True
-                await send_error(self._send, self.refused or BodyRefused("body refused", too_large=True))
+                refused = self.refused or BodyRefused("body refused", too_large=True)
+                await error_response(refused)(self.scope, self._receive, self._send)
