@@ -2,7 +2,7 @@
 requests whose rows are on their way (the batcher's reason to wait a moment), and one deadline.
 
 A Ticket lives from the moment a request is routed until its answer is built:
-  admit -> parse the body -> ticket.queue() as rows enter a batcher -> ... -> release.
+  admit -> parse the body -> ticket.queued() as rows enter a batcher -> ... -> release.
 """
 
 from __future__ import annotations

@@ -148,22 +148,25 @@ class AppState:
         try:
             return await batcher.submit(x, labels, ticket.deadline, ticket.priority)
         except QueueFull as exc:
-            self.metrics.rejections.labels("queue_full").inc()
-            raise Overloaded(f"server busy: {exc}; retry after {s.retry_after_s}s", s.retry_after_s) from exc
+            raise self._overloaded(exc) from exc
         except DeadlineExceeded as exc:
             self.metrics.rejections.labels("deadline").inc()
             raise DeadlineExceeded(f"{exc} (deadline {s.request_timeout_s}s per request)") from exc
+
+    def _overloaded(self, exc: QueueFull) -> Overloaded:
+        """A full queue as the domain error (counted): 429 with Retry-After."""
+        self.metrics.rejections.labels("queue_full").inc()
+        retry = self.settings.retry_after_s
+        return Overloaded(f"server busy: {exc}; retry after {retry}s", retry)
 
     def open_stream(self, ckpt: Checkpoint, op: str, x: torch.Tensor, labels: torch.Tensor | None,
                     ticket: Ticket) -> AsyncIterator[torch.Tensor]:
         """Rows queued now (Overloaded at once); their outputs as parts, in order, as chunks finish. The ticket
         is kept and released when the parts are all read or the reader stops."""
-        s = self.settings
         try:
             parts = self.batcher(ckpt, op).open_stream(x, labels, ticket.deadline, ticket.priority)
         except QueueFull as exc:
-            self.metrics.rejections.labels("queue_full").inc()
-            raise Overloaded(f"server busy: {exc}; retry after {s.retry_after_s}s", s.retry_after_s) from exc
+            raise self._overloaded(exc) from exc
         ticket.queued()
         ticket.keep()
 
