@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from service.images import array_to_png, npy_header
+from service.runtime import to_uint8 as tensor_to_uint8
 
 NPY = "application/x-npy"
 NPZ = "application/x-npz"
@@ -30,8 +31,8 @@ def wants_npz(request: Request) -> bool:
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
-    """float pixels in [0,1] -> uint8 0..255, rounded to nearest (the PNG rule)."""
-    return np.rint(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """float pixels in [0,1] -> uint8 0..255, by the same rule the forward uses for decode_u8."""
+    return tensor_to_uint8(torch.from_numpy(images)).numpy()
 
 
 def npz_body(images: np.ndarray, payload: dict[str, Any]) -> bytes:

@@ -27,7 +27,8 @@ CALIBRATION_ROWS = 32  # rows timed per operation at load: enough for the per-ro
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Pixels in [0,1] -> uint8 0..255, rounded half to even (numpy's rint, as respond.to_uint8), in float32."""
+    """Pixels in [0,1] -> uint8 0..255, rounded half to even (as numpy's rint), computed in float32; the one rule
+    for every uint8 answer (respond.to_uint8 calls it for arrays)."""
     return images.to(torch.float32, copy=True).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
 
 
