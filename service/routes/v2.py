@@ -11,6 +11,7 @@ inference (`infer`) is an entry of the one route table (service/routes/table.py)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -119,20 +120,24 @@ async def server_metadata() -> Response:
     return json_response({"name": "vaeserve", "version": "0.1.0", "extensions": EXTENSIONS})
 
 
+def _about(request: Request, model: str, version: str | None,
+           build: Callable[[AppState, Checkpoint, str], dict[str, Any]]) -> Response:
+    """What `build` says of a v2 model (newest version, or the pinned one)."""
+    st = _state(request)
+    ckpt, part = split_name(st, model, version)
+    return json_response(build(st, ckpt, part))
+
+
 @router.get("/models/{model}")
 async def model_metadata(model: str, request: Request) -> Response:
     """A v2 model's inputs and outputs (newest version)."""
-    st = _state(request)
-    ckpt, part = split_name(st, model)
-    return json_response(describe(st, ckpt, part))
+    return _about(request, model, None, describe)
 
 
 @router.get("/models/{model}/versions/{version}")
 async def version_metadata(model: str, version: str, request: Request) -> Response:
     """A pinned version's inputs and outputs."""
-    st = _state(request)
-    ckpt, part = split_name(st, model, version)
-    return json_response(describe(st, ckpt, part))
+    return _about(request, model, version, describe)
 
 
 async def _model_ready(request: Request, model: str, version: str | None) -> Response:
@@ -158,17 +163,13 @@ async def version_ready(model: str, version: str, request: Request) -> Response:
 @router.get("/models/{model}/config")
 async def model_config(model: str, request: Request) -> Response:
     """Triton's model configuration (newest version)."""
-    st = _state(request)
-    ckpt, part = split_name(st, model)
-    return json_response(triton_config(st, ckpt, part))
+    return _about(request, model, None, triton_config)
 
 
 @router.get("/models/{model}/versions/{version}/config")
 async def version_config(model: str, version: str, request: Request) -> Response:
     """Triton's model configuration of a pinned version."""
-    st = _state(request)
-    ckpt, part = split_name(st, model, version)
-    return json_response(triton_config(st, ckpt, part))
+    return _about(request, model, version, triton_config)
 
 
 @router.post("/repository/index")
