@@ -108,9 +108,7 @@ async def live() -> Response:
 @router.get("/health/ready")
 async def ready(request: Request) -> Response:
     """Readiness (Open Inference Protocol): 503 while loading or draining."""
-    st = _state(request)
-    if not st.ready or st.draining:
-        return json_error(503, "not ready", None, {"Retry-After": str(st.settings.retry_after_s)})
+    _state(request).check_ready()  # NotReady: 503 with Retry-After and the reason
     return json_response({"ready": True})
 
 
