@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.nets import PIXELS, make_body
+from model.prior import FlowPrior
 
 
 class LinearAE(nn.Module):
@@ -56,19 +57,23 @@ class LinearAE(nn.Module):
 
 
 class DeepAE(nn.Module):
-    """Nonlinear autoencoder; `nonneg_code` puts a ReLU on the code (the sparse AE's code)."""
+    """Nonlinear autoencoder; `nonneg_code` puts a ReLU on the code (the sparse AE's code), and `topk` > 0 keeps
+    only the k largest entries of each code, the rest exactly zero (the k-sparse autoencoder, Makhzani & Frey
+    2014): an L1 penalty alone shrinks codes but leaves few entries at exactly zero."""
 
     stochastic: bool = False
     output: str = "sigmoid"
 
     def __init__(
-        self, latent_dim: int, arch: str = "conv", width: int = 64, nonneg_code: bool = False
+        self, latent_dim: int, arch: str = "conv", width: int = 64, nonneg_code: bool = False, depth: int = 1,
+        topk: int = 0,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = 0
         self.nonneg_code = nonneg_code
-        self.body, self.decoder, feats = make_body(arch, latent_dim, width)
+        self.topk = topk
+        self.body, self.decoder, feats = make_body(arch, latent_dim, width, depth=depth)
         self.head = nn.Linear(feats, latent_dim)
 
     def encode(
@@ -77,6 +82,9 @@ class DeepAE(nn.Module):
         code = self.head(self.body(x))  # (B, m)
         if self.nonneg_code:
             code = F.relu(code)
+        if self.topk > 0:  # gradients reach the kept entries only, as in the k-sparse autoencoder
+            values, index = torch.topk(code, self.topk, dim=1)
+            code = torch.zeros_like(code).scatter(1, index, values)
         return code, torch.zeros_like(code)
 
     def decode_raw(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -96,12 +104,16 @@ class VAE(nn.Module):
     stochastic: bool = True
     output: str = "sigmoid"
 
-    def __init__(self, latent_dim: int, arch: str = "conv", width: int = 64, num_classes: int = 0) -> None:
+    def __init__(self, latent_dim: int, arch: str = "conv", width: int = 64, num_classes: int = 0,
+                 depth: int = 1, prior: str = "normal") -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.conv = arch == "conv"
-        self.body, self.decoder, feats = make_body(arch, latent_dim + num_classes, width, num_classes)
+        # prior "flow": p(z) is a RealNVP flow learned with the model (model/prior.py), not N(0, I).
+        # The scripted methods below never touch it: script() exports it as prior() / prior_log_prob().
+        self.prior_flow = FlowPrior(latent_dim) if prior == "flow" else None
+        self.body, self.decoder, feats = make_body(arch, latent_dim + num_classes, width, num_classes, depth)
         self.head = nn.Linear(feats, 2 * latent_dim)
 
     def _with_labels(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:

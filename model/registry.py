@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from model.autoencoders import VAE, DeepAE, LinearAE, reparameterize
-from model.losses import bernoulli_nll, half_squared_error, kl_to_standard_normal
+from model.losses import bernoulli_nll, half_squared_error, kl_to_standard_normal, log_diag_normal
 
 
 @dataclass
@@ -28,6 +28,9 @@ class ModelSpec:
     sparsity_weight: float = 1e-2  # lambda in + lambda |f(x)|_1 (sparse-ae)
     noise: str = "gaussian"  # gaussian | masking (denoising-ae)
     noise_level: float = 0.3  # gaussian sigma, or masking drop probability
+    depth: int = 1  # MLP hidden layers per half (1: the pytorch/examples body)
+    topk: int = 0  # sparse-ae: keep the k largest code entries, the rest exactly 0 (0 = off: L1 alone)
+    prior: str = "normal"  # vae: N(0, I), or "flow", a prior learned with the model (model/prior.py)
 
 
 Loss = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -96,24 +99,29 @@ def denoising_objective(model: nn.Module, spec: ModelSpec, x: torch.Tensor, labe
 
 
 def elbo_objective(model: nn.Module, spec: ModelSpec, x: torch.Tensor, labels: torch.Tensor | None) -> Loss:
-    """The negative ELBO (Kingma & Welling 2014): reconstruction under z = mu + sigma * eps, plus KL to N(0, I)."""
+    """The negative ELBO (Kingma & Welling 2014): reconstruction under z = mu + sigma * eps, plus KL to the prior:
+    closed form for N(0, I); for a learned prior, its one-sample estimate log q(z|x) - log p(z)."""
     mu, logvar = model.encode(x, labels)
     z = reparameterize(mu, logvar)
     rec = bernoulli_nll(model.decode_raw(z, labels), x)
-    kl = kl_to_standard_normal(mu, logvar)
+    flow = getattr(model, "prior_flow", None)
+    kl = kl_to_standard_normal(mu, logvar) if flow is None else log_diag_normal(z, mu, logvar) - flow.log_prob(z)
     return (rec + kl).mean(), {"rec": rec.mean(), "kl": kl.mean()}
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("linear-ae", lambda s: LinearAE(s.latent_dim), linear_objective, likelihood="gaussian",
          figures=("pca",), uses_arch=False),
-    Kind("deep-ae", lambda s: DeepAE(s.latent_dim, s.arch, s.width), ae_objective),
-    Kind("sparse-ae", lambda s: DeepAE(s.latent_dim, s.arch, s.width, nonneg_code=True), sparse_objective,
+    Kind("deep-ae", lambda s: DeepAE(s.latent_dim, s.arch, s.width, depth=s.depth), ae_objective),
+    Kind("sparse-ae", lambda s: DeepAE(s.latent_dim, s.arch, s.width, nonneg_code=True, depth=s.depth,
+                                           topk=s.topk), sparse_objective,
          figures=("sparsity",)),
-    Kind("denoising-ae", lambda s: DeepAE(s.latent_dim, s.arch, s.width), denoising_objective,
+    Kind("denoising-ae", lambda s: DeepAE(s.latent_dim, s.arch, s.width, depth=s.depth), denoising_objective,
          figures=("denoising",)),
-    Kind("vae", lambda s: VAE(s.latent_dim, s.arch, s.width), elbo_objective, stochastic=True),
-    Kind("cvae", lambda s: VAE(s.latent_dim, s.arch, s.width, num_classes=10), elbo_objective, stochastic=True,
+    Kind("vae", lambda s: VAE(s.latent_dim, s.arch, s.width, depth=s.depth, prior=s.prior), elbo_objective,
+         stochastic=True),
+    Kind("cvae", lambda s: VAE(s.latent_dim, s.arch, s.width, num_classes=10, depth=s.depth), elbo_objective,
+         stochastic=True,
          num_classes=10),
 )}
 

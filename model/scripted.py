@@ -3,9 +3,14 @@
   encode(x (B,1,28,28) in [0,1], labels?) -> (mu (B,m), logvar (B,m))
   decode(z (B,m), labels?) -> (B,1,28,28) in [0,1], the mean of p(x|z)
   decode_logits(z, labels?) -> pre-activation outputs, for exact likelihoods in evaluation
+and, only in checkpoints with a learned prior (absent: the prior is N(0, I)):
+  prior(eps (B,m)) -> z (B,m)        eps ~ N(0, I) mapped to a prior sample, row by row
+  prior_log_prob(z (B,m)) -> (B,)    log p(z), for the ELBO and IWAE bounds
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import nn
@@ -43,6 +48,35 @@ class Servable(nn.Module):
         return self.decode(mu, None)
 
 
-def script(model: nn.Module) -> torch.jit.ScriptModule:
-    """Script a trained model (in eval mode, on CPU) behind the Servable interface."""
-    return torch.jit.script(Servable(model.eval().cpu()))
+class ServableWithPrior(Servable):
+    """Servable plus a learned prior (model/prior.py's flow): /sample decodes prior(eps) instead of eps."""
+
+    def __init__(self, model: nn.Module, prior: nn.Module) -> None:
+        super().__init__(model)
+        self.flow = prior
+
+    @torch.jit.export
+    def prior(self, eps: torch.Tensor) -> torch.Tensor:
+        return self.flow.sample(eps)
+
+    @torch.jit.export
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return self.flow.log_prob(z)
+
+
+def script(model: nn.Module, prior: nn.Module | None = None) -> torch.jit.ScriptModule:
+    """Script a trained model (in eval mode, on CPU) behind the Servable interface, with its prior if learned:
+    `prior`, fitted after training, or the flow the model learned with (its `prior_flow`)."""
+    own = getattr(model, "prior_flow", None)
+    if own is not None:  # exported once, as the Servable's flow: the copy drops the model's own reference
+        model = copy.deepcopy(model)
+        model.prior_flow = None
+        prior = prior if prior is not None else own
+    if prior is None:
+        return torch.jit.script(Servable(model.eval().cpu()))
+    return torch.jit.script(ServableWithPrior(model.eval().cpu(), prior.eval().cpu()))
+
+
+def has_prior(ts: torch.jit.ScriptModule) -> bool:
+    """Whether a scripted checkpoint carries a learned prior (older files and plain VAEs do not)."""
+    return hasattr(ts, "prior") and hasattr(ts, "prior_log_prob")

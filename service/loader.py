@@ -45,6 +45,11 @@ class Checkpoint:
     def stochastic(self) -> bool:
         return bool(self.meta["stochastic"])
 
+    @property
+    def has_prior(self) -> bool:
+        """A learned prior: /sample decodes prior(eps) (scripted in the file) instead of eps ~ N(0, I)."""
+        return hasattr(self.module, "prior")
+
 
 def _stamp(path: Path) -> tuple[float, int]:
     st = path.stat()
@@ -81,6 +86,14 @@ def _check_shapes(path: Path, module: torch.jit.ScriptModule, meta: dict[str, An
         raise CheckpointError(f"{path}: decode failed on a test batch ({str(exc).splitlines()[0][:200]})") from exc
     if tuple(img.shape) != (2, 1, 28, 28):
         raise CheckpointError(f"{path}: decode gave {tuple(img.shape)}, expected (B, 1, 28, 28)")
+    if hasattr(module, "prior"):  # optional: a learned prior maps N(0, I) noise to latents
+        try:
+            with torch.inference_mode():
+                z = module.prior(torch.zeros(2, m))
+        except Exception as exc:
+            raise CheckpointError(f"{path}: prior failed on a test batch ({str(exc).splitlines()[0][:200]})") from exc
+        if tuple(z.shape) != (2, m):
+            raise CheckpointError(f"{path}: prior gave {tuple(z.shape)}, meta promises (B, {m})")
 
 
 def scan(repository: Path, known: dict[str, dict[int, Checkpoint]] | None = None,

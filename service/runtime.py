@@ -20,7 +20,8 @@ from service.loader import Checkpoint
 
 log = logging.getLogger(__name__)
 
-OPS = ("encode", "decode", "decode_u8", "reconstruct")  # decode_u8: pixels as uint8 0..255, made on the device
+# decode_u8: pixels as uint8 0..255, made on the device; prior: a learned prior's latents for N(0, I) noise
+OPS = ("encode", "decode", "decode_u8", "reconstruct", "prior")
 # fp32 keeps the < 1e-4 contract; bf16 (CPU or GPU) and fp16 (GPU) trade ~1e-2 of a pixel for speed
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CALIBRATION_ROWS = 32  # rows timed per operation at load: enough for the per-row cost to dominate
@@ -112,7 +113,10 @@ class Runtime:
         n = CALIBRATION_ROWS
         labels = torch.zeros(n, dtype=torch.long) if ckpt.num_classes else None
         image, latent = torch.rand(n, 1, 28, 28), torch.randn(n, ckpt.latent_dim)
-        for op, x in (("encode", image), ("decode", latent), ("reconstruct", image)):
+        ops = [("encode", image), ("decode", latent), ("reconstruct", image)]
+        if ckpt.has_prior:
+            ops.append(("prior", latent))
+        for op, x in ops:
             self.run(ckpt, op, x, labels)
             t0 = time.perf_counter()
             self.run(ckpt, op, x, labels)
@@ -156,6 +160,8 @@ class Runtime:
             elif op == "reconstruct":
                 mu, _ = module.encode(xd, lab)
                 out = module.decode(mu, lab)[:, 0]
+            elif op == "prior":
+                out = module.prior(xd)  # (B, m)
             else:
                 raise ValueError(f"unknown operation {op!r}")
             return (out if out.dtype == torch.uint8 else out.float()).cpu()

@@ -23,6 +23,10 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--latent-dim", type=int, default=20, help="code size m")
     p.add_argument("--arch", default="conv", choices=["conv", "mlp"], help="encoder/decoder bodies")
     p.add_argument("--width", type=int, default=64, help="conv channels, or MLP hidden units")
+    p.add_argument("--depth", type=int, default=1, help="MLP hidden layers per half (mlp arch)")
+    p.add_argument("--topk", type=int, default=0, help="sparse-ae: keep the k largest code entries (0 = L1 alone)")
+    p.add_argument("--learned-prior", default="normal", choices=["normal", "flow"],
+                   help="vae: learn a flow prior with the model (model/prior.py) instead of N(0, I)")
     p.add_argument("--sparsity-weight", type=float, default=1e-2, help="lambda of the L1 code penalty (sparse-ae)")
     p.add_argument("--noise", default="gaussian", choices=["gaussian", "masking"], help="corruption (denoising-ae)")
     p.add_argument("--noise-level", type=float, default=0.3, help="Gaussian sigma or masking probability")
@@ -39,6 +43,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repository", type=Path, default=Path("models"), help="model repository to export into")
     p.add_argument("--no-export", action="store_true", help="keep runs/<name>/best.pt only")
     p.add_argument("--limit-train", type=int, default=0, help="use only N training images (smoke tests)")
+    _prior_args(p)
+
+
+def _prior_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prior", default="normal", choices=["normal", "flow"],
+                   help="the VAE's prior: N(0, I), or a flow fitted to its codes after training (training/prior.py)")
+    p.add_argument("--prior-epochs", type=int, default=40, help="epochs of the flow prior's fit")
 
 
 def _eval_parser(sub: argparse._SubParsersAction) -> None:
@@ -61,6 +72,9 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=Path, help="runs/<name>/best.pt written by train")
     p.add_argument("--name", default="", help="repository name (default: the run's)")
     p.add_argument("--repository", type=Path, default=Path("models"), help="model repository")
+    p.add_argument("--idx-dir", type=Path, default=None, help="MNIST IDX files (for --prior flow)")
+    p.add_argument("--data-cache", type=Path, default=Path("data"), help="where the .npz cache lives")
+    _prior_args(p)
 
 
 def _judge_parsers(sub: argparse._SubParsersAction) -> None:
@@ -110,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("frontier", help="draw NLL against CPU decode images/s, one point per model (a PNG)")
     f.add_argument("out", type=Path, nargs="?", default=Path("docs/frontier.png"))
     f.add_argument("--repository", type=Path, default=Path("models"))
+    fe = sub.add_parser("features", help="draw what each code unit of an autoencoder decodes to alone (a PNG)")
+    fe.add_argument("checkpoint", type=Path, help="models/<name>/<version>/model.ts (e.g. the sparse AE)")
+    fe.add_argument("out", type=Path, nargs="?", default=Path("docs/sparse-features.png"))
+    fe.add_argument("--idx-dir", type=Path, default=None)
+    fe.add_argument("--data-cache", type=Path, default=Path("data"))
     ls = sub.add_parser("list", help="print the newest model.ts of each model in a repository, one a line")
     ls.add_argument("repository", type=Path, nargs="?", default=Path("models"))
     ls.add_argument("--generative", action="store_true", help="only models with a prior to sample from (meta)")
@@ -118,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data,
                     "table": cmd_table, "list": cmd_list, "cost": cmd_cost, "frontier": cmd_frontier,
-                    "judge": cmd_judge, "train-judge": cmd_train_judge}
+                    "judge": cmd_judge, "train-judge": cmd_train_judge, "features": cmd_features}
         return commands[args.cmd](args)
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -128,9 +147,11 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_train(a: argparse.Namespace) -> int:
     from training.loop import train
 
-    spec = ModelSpec(a.kind, a.latent_dim, a.arch, a.width, a.sparsity_weight, a.noise, a.noise_level)
+    spec = ModelSpec(a.kind, a.latent_dim, a.arch, a.width, a.sparsity_weight, a.noise, a.noise_level, a.depth,
+                     a.topk, a.learned_prior)
     cfg = TrainConfig(spec, a.name, a.epochs, a.batch_size, a.lr, a.seed, a.binarize, a.device, a.idx_dir,
-                      a.data_cache, a.runs_dir, a.repository, not a.no_export, a.limit_train)
+                      a.data_cache, a.runs_dir, a.repository, not a.no_export, a.limit_train,
+                      prior=a.prior, prior_epochs=a.prior_epochs)
     path = train(cfg)
     if path is not None:
         print(path)
@@ -166,7 +187,24 @@ def cmd_export(a: argparse.Namespace) -> int:
     model.load_state_dict(blob["state_dict"])
     name = a.name or Path(a.run).parent.name
     metrics = {k: v for k, v in blob["best"].items() if k.startswith("test_") or k == "epoch"}
-    print(export(model, spec, name, a.repository, blob["config"], blob["data_sha256"], metrics))
+    config, prior = dict(blob["config"]), None
+    config.update(name=name, repository=str(a.repository))  # where this export goes, not where the run went
+    log_file = Path(a.run).parent / "metrics.jsonl"  # the run's epochs: its last line has the whole run's time
+    if log_file.exists():
+        last = json.loads(log_file.read_text().strip().splitlines()[-1])
+        from training.loop import resolve_device  # older best.pt files do not say where they trained: here
+
+        device = blob.get("train_device") or resolve_device(blob["config"].get("device", "auto")).type
+        metrics.update(train_seconds=round(last["elapsed_s"], 1), train_device=device)
+    if a.prior == "flow":  # stage two on a finished run: fit the prior now, on the training images
+        from training.loop import fit_prior, to_tensor
+
+        x_train = to_tensor(load_mnist(a.idx_dir, a.data_cache).x_train, torch.device("cpu"))
+        prior, figures = fit_prior(model.eval(), spec, x_train, a.prior_epochs, int(config.get("seed", 0)))
+        metrics.update(figures)
+        metrics["train_seconds"] = round(metrics.get("train_seconds", 0.0) + figures["prior_fit_seconds"], 1)
+        config.update(prior="flow", prior_epochs=a.prior_epochs)
+    print(export(model, spec, name, a.repository, config, blob["data_sha256"], metrics, prior))
     return 0
 
 
@@ -225,6 +263,13 @@ def cmd_frontier(a: argparse.Namespace) -> int:
     from training.report import frontier_png
 
     print(f"{frontier_png(newest(a.repository), a.out)} models drawn into {a.out}")
+    return 0
+
+
+def cmd_features(a: argparse.Namespace) -> int:
+    from training.features import unit_features
+
+    print(json.dumps(unit_features(a.checkpoint, load_mnist(a.idx_dir, a.data_cache), a.out)), "->", a.out)
     return 0
 
 

@@ -25,6 +25,8 @@ class TrainConfig:
     repository: Path = Path("models")  # where the exported checkpoint goes
     export: bool = True
     limit_train: int = 0  # >0: use only this many training images (smoke tests)
+    prior: str = "normal"  # normal: N(0, I); flow: fit training/prior.py's flow after training (VAEs)
+    prior_epochs: int = 40  # epochs of the prior's fit
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -15,6 +15,7 @@ import torch
 import checkpoint
 from model.losses import bernoulli_nll, kl_to_standard_normal, log_diag_normal, log_standard_normal
 from model.registry import KINDS, corrupt
+from model.scripted import has_prior
 from training.data import Mnist
 
 
@@ -38,15 +39,26 @@ def reconstruction_mse(ts: torch.jit.ScriptModule, x: torch.Tensor, y: torch.Ten
     return total / x.numel()
 
 
+def log_prior(ts: torch.jit.ScriptModule, z: torch.Tensor) -> torch.Tensor:
+    """log p(z) of the model as served: its learned prior when it carries one, else N(0, I); (B,)."""
+    return ts.prior_log_prob(z) if has_prior(ts) else log_standard_normal(z)
+
+
 @torch.no_grad()
 def neg_elbo(ts: torch.jit.ScriptModule, x: torch.Tensor, y: torch.Tensor | None, bs: int = 1000) -> float:
-    """-ELBO in nats per image, one reparameterised sample per image (seeded by the caller)."""
+    """-ELBO in nats per image, one reparameterised sample per image (seeded by the caller).
+
+    KL(q || N(0, I)) in closed form; with a learned prior, the one-sample estimate log q(z|x) - log p(z)."""
     total = 0.0
     for s in _batches(len(x), bs):
         lab = None if y is None else y[s]
         mu, logvar = ts.encode(x[s], lab)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        total += (bernoulli_nll(ts.decode_logits(z, lab), x[s]) + kl_to_standard_normal(mu, logvar)).sum().item()
+        if has_prior(ts):
+            kl = log_diag_normal(z, mu, logvar) - ts.prior_log_prob(z)
+        else:
+            kl = kl_to_standard_normal(mu, logvar)
+        total += (bernoulli_nll(ts.decode_logits(z, lab), x[s]) + kl).sum().item()
     return total / len(x)
 
 
@@ -67,7 +79,8 @@ def iwae_nll(ts: torch.jit.ScriptModule, x: torch.Tensor, y: torch.Tensor | None
             rep_lab = None if lab is None else lab.repeat(kc)
             logits = ts.decode_logits(flat, rep_lab)
             log_px = -bernoulli_nll(logits, xb.repeat(kc, 1, 1, 1)).view(kc, -1)  # (kc, B)
-            logw.append(log_px + log_standard_normal(z) - log_diag_normal(z, mu, logvar))
+            log_pz = log_prior(ts, flat).view(kc, -1)  # (kc, B)
+            logw.append(log_px + log_pz - log_diag_normal(z, mu, logvar))
         w = torch.cat(logw)  # (k, B)
         total += -(torch.logsumexp(w.double(), 0) - math.log(k)).sum().item()
     return total / len(x)

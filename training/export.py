@@ -28,7 +28,7 @@ def code_commit() -> str:
 
 
 def build_meta(spec: ModelSpec, name: str, version: int, config: dict[str, Any], data_sha256: str,
-               weights: str) -> dict[str, Any]:
+               weights: str, prior: str = "normal") -> dict[str, Any]:
     """The contract part of meta: fixed at export, never rewritten."""
     return {
         "format": checkpoint.FORMAT,
@@ -38,6 +38,7 @@ def build_meta(spec: ModelSpec, name: str, version: int, config: dict[str, Any],
         "latent_dim": spec.latent_dim,
         "image_shape": [1, 28, 28],
         **kind(spec.kind).meta_flags(),
+        "prior": prior,  # normal: N(0, I); flow: the checkpoint's scripted prior() / prior_log_prob()
         "config": config,
         "data_sha256": data_sha256,
         "code_commit": code_commit(),
@@ -46,11 +47,13 @@ def build_meta(spec: ModelSpec, name: str, version: int, config: dict[str, Any],
 
 
 def export(model: nn.Module, spec: ModelSpec, name: str, repository: Path, config: dict[str, Any],
-           data_sha256: str, metrics: dict[str, Any]) -> Path:
-    """Script the model and write models/<name>/<next version>/model.ts with its meta, and metrics.json."""
-    scripted = script(model)
+           data_sha256: str, metrics: dict[str, Any], prior: nn.Module | None = None) -> Path:
+    """Script the model (with its learned prior, if any) and write models/<name>/<next version>/model.ts with
+    its meta, and metrics.json."""
+    scripted = script(model, prior)
     version = checkpoint.next_version(repository, name)
-    meta = build_meta(spec, name, version, config, data_sha256, checkpoint.weights_sha256(scripted))
+    meta = build_meta(spec, name, version, config, data_sha256, checkpoint.weights_sha256(scripted),
+                      "normal" if prior is None and getattr(model, "prior_flow", None) is None else "flow")
     path = repository / name / str(version) / checkpoint.MODEL_FILE
     checkpoint.save(scripted, checkpoint.check_meta(meta, path), path)
     checkpoint.write_metrics(path, metrics)

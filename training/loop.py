@@ -182,15 +182,30 @@ def train(cfg: TrainConfig) -> Path | None:
     model.load_state_dict(best_state)
     model.eval()
     torch.save({"spec": cfg.spec.__dict__, "config": cfg.to_json(), "state_dict": best_state, "best": best,
-                "data_sha256": data_sha}, run_dir / "best.pt")
+                "data_sha256": data_sha, "train_device": device.type}, run_dir / "best.pt")
     write_grids(model, cfg.spec, xte, yte, run_dir)
     metrics = {k: v for k, v in best.items() if k.startswith("test_") or k == "epoch"}
+    prior = None
+    if cfg.prior == "flow":
+        prior, figures = fit_prior(model, cfg.spec, xtr, cfg.prior_epochs, cfg.seed)
+        metrics.update(figures)
+        train_s += figures["prior_fit_seconds"]
     metrics.update(train_seconds=round(train_s, 1), train_device=str(device.type), world_size=world)
     if not cfg.export:
         return run_dir / "best.pt"
-    path = export(model, cfg.spec, cfg.run_name, cfg.repository, cfg.to_json(), data_sha, metrics)
+    path = export(model, cfg.spec, cfg.run_name, cfg.repository, cfg.to_json(), data_sha, metrics, prior)
     log.info("exported %s", path)
     return path
+
+
+def fit_prior(model: nn.Module, spec: ModelSpec, x_train: torch.Tensor, epochs: int,
+              seed: int = 0) -> tuple[nn.Module, dict[str, float]]:
+    """Stage two: the flow prior fitted to the frozen model's codes (training/prior.py)."""
+    from training.prior import fit_flow_prior
+
+    if not kind(spec.kind).stochastic or kind(spec.kind).num_classes:
+        raise ValueError(f"a learned prior needs an unconditional VAE; {spec.kind} is not one")
+    return fit_flow_prior(model, x_train, epochs=epochs, seed=seed)
 
 
 @torch.no_grad()
@@ -207,5 +222,7 @@ def write_grids(model: nn.Module, spec: ModelSpec, xte: torch.Tensor, yte: torch
     if k.stochastic:  # a prior to sample from
         gen = torch.Generator(xte.device).manual_seed(0)
         z = torch.randn(100, spec.latent_dim, generator=gen, device=xte.device)
+        if getattr(model, "prior_flow", None) is not None:  # a learned prior: its samples, as /sample draws them
+            z = model.prior_flow.sample(z)
         classes = torch.arange(10, device=xte.device).repeat_interleave(10) % max(k.num_classes, 1)
         save_grid(torch.sigmoid(model.decode_raw(z, k.labels(classes))), 10, run_dir / "samples.png")

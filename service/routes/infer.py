@@ -128,7 +128,8 @@ async def decode(request: Request, state: AppState, ticket: Ticket) -> Response:
 
 
 async def sample(request: Request, state: AppState, ticket: Ticket) -> Response:
-    """Draw n digits: decode z ~ N(0, temperature^2 I). The same seed gives the same digits."""
+    """Draw n digits: decode z ~ N(0, temperature^2 I), or, for a checkpoint with a learned prior, its prior's
+    latents for that noise. The same seed gives the same digits."""
     req = await parse(request, SampleRequest, ticket)
     ckpt = state.resolve(req.model, req.version)
     if not ckpt.generative:
@@ -144,6 +145,8 @@ async def sample(request: Request, state: AppState, ticket: Ticket) -> Response:
     labels = labels_tensor(raw_labels if isinstance(raw_labels, list) else None, ckpt, req.n)
     seed = req.seed if req.seed is not None else secrets.randbits(63)
     z = seeded_normal(seed, req.n, ckpt.latent_dim) * req.temperature
+    if ckpt.has_prior:  # the learned prior's latents for this noise: same seed, same digits; temperature scales eps
+        z = await state.run(ckpt, "prior", z, None, ticket)
     op = decode_op(req.dtype, req.format)
     if wants_npy(request) and req.n >= state.settings.stream_min_rows:
         parts = state.open_stream(ckpt, op, z, labels, ticket)
