@@ -2,11 +2,11 @@
 
 The server runs with default settings on core 0; this load generator on core 1 runs, in one event loop,
 `--bulk` clients looping `/sample` n=`--n` as .npy and `--interactive` clients sending single-row `/decode`,
-all on the same model (the default: vae-z20). Then the bulk clients alone. Prints interactive latency,
+all on the same model (the default: vae-flow-z20). Then the bulk clients alone. Prints interactive latency,
 refusals, and bulk images/s with and without the interactive clients.
 Bars of the mixed-traffic issue (2-core CPU, default model): interactive p99 <= 250 ms with none refused;
 bulk images/s >= 0.7x its rate alone.
-Usage: python benchmarks/mixed.py [--seconds 20] [--model vae-z20]
+Usage: python benchmarks/mixed.py [--seconds 20] [--model vae-flow-z20]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def line(name: str, r: Result, rows: int) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="vae-z20")
+    p.add_argument("--model", default="vae-flow-z20")
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--bulk", type=int, default=2, help="bulk clients")
     p.add_argument("--interactive", type=int, default=4, help="interactive clients")

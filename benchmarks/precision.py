@@ -1,6 +1,6 @@
 """Precision and memory format on the CPU: the default model served in fp32, channels_last, bf16, bf16 +
 channels_last, one after another in one run (server on core 0, one torch thread; load on core 1).
-Usage: python benchmarks/precision.py [--model vae-z20] [--seconds 8]
+Usage: python benchmarks/precision.py [--model vae-flow-z20] [--seconds 8]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ OPTIONS = [("fp32", {}), ("fp32 + channels_last", {"VAESERVE_CHANNELS_LAST": "tr
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="vae-z20")
+    p.add_argument("--model", default="vae-flow-z20")
     p.add_argument("--seconds", type=float, default=8.0)
     a = p.parse_args()
     os.sched_setaffinity(0, {1})

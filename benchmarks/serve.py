@@ -5,7 +5,7 @@ core 1. Prints a Markdown table and the ratios the service is held to:
   /decode single row at c=64: >= 0.6x bare req/s, p99 <= 2x bare p99
   /decode single row at c=1:  p50 latency <= 1.2x the naive orjson server's
   /sample n=1024 as .npy:     >= 0.8x the raw TorchScript decode rate (images/s)
-Usage: python benchmarks/serve.py [--seconds 8] [--model vae-z20]
+Usage: python benchmarks/serve.py [--seconds 8] [--model vae-flow-z20]
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def row(name: str, r: Result, unit_rows: int = 1) -> dict[str, object]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=8.0)
-    p.add_argument("--model", default="vae-z20")
+    p.add_argument("--model", default="vae-flow-z20")
     p.add_argument("--repository", type=Path, default=ROOT / "models")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     a = p.parse_args()

@@ -19,7 +19,7 @@ from kserve.inference_client import RESTConfig
 from kserve.protocol.infer_type import RequestedOutput
 
 
-async def main(base: str, model: str = "vae-z20") -> int:
+async def main(base: str, model: str = "vae-flow-z20") -> int:
     c = InferenceRESTClient(RESTConfig(protocol="v2"))
     assert await c.is_server_live(base) and await c.is_server_ready(base)
     assert await c.is_model_ready(base, f"{model}-decoder")

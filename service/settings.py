@@ -14,7 +14,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VAESERVE_", env_file=None)
 
     model_repository: Path = Field(Path("models"), description="models/<name>/<version>/model.ts")
-    default_model: str = Field("vae-z20", description="served when a request names no model; must be generative")
+    default_model: str = Field("vae-flow-z20", description="served when a request names no model; must be generative")
     host: str = "127.0.0.1"
     port: int = 8000
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when present, else cpu")

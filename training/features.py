@@ -1,4 +1,4 @@
-"""What each code unit of an autoencoder draws alone: decode(a_i e_i), a_i its typical active value.
+"""What each code unit of an autoencoder draws alone: decode(a_i e_i) - decode(0), a_i its typical active value.
 
 For a sparse autoencoder each test image is drawn by a few units; this picture shows the parts they add
 up from (strokes, loops, digit halves). Units are ordered by how often they are active on the test set;
@@ -29,6 +29,9 @@ def unit_features(path: Path, ds: Mnist, out: Path, columns: int = 16) -> dict[s
     probes = torch.zeros(len(order), int(meta["latent_dim"]))
     for row, unit in enumerate(order):
         probes[row, unit] = typical[unit]
-    images = ts.decode(probes, None)
+    # What the unit adds to the empty code's picture (decode(0) is the decoder's faint average digit, the same
+    # in every tile): its positive part, each tile stretched to its own maximum.
+    images = (ts.decode(probes, None) - ts.decode(torch.zeros_like(probes[:1]), None)).clamp(min=0)
+    images = images / images.amax((1, 2, 3), keepdim=True).clamp(min=1e-6)
     save_grid(images, max(1, -(-len(order) // columns)), out)
     return {"units_used": len(order), "busiest_unit_usage": round(usage.max().item(), 4)}

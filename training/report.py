@@ -30,7 +30,12 @@ def _arch(meta: dict[str, Any]) -> str:
     k = KINDS.get(meta["kind"])
     if k is not None and not k.uses_arch:
         return "linear"
-    return f"{spec['arch']}-{spec['width']}" if "arch" in spec and "width" in spec else "?"
+    if "arch" not in spec or "width" not in spec:
+        return "?"
+    depth = f"x{spec['depth']}" if spec.get("depth", 1) > 1 else ""
+    prior = " + flow prior" if meta.get("prior") == "flow" else ""
+    topk = f", top-{spec['topk']}" if spec.get("topk") else ""
+    return f"{spec['arch']}-{spec['width']}{depth}{topk}{prior}"
 
 
 def table(paths: list[Path]) -> str:

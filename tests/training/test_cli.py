@@ -80,3 +80,38 @@ def test_ddp_two_cpu_processes(idx_dir: Path, tmp_path: Path) -> None:
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_metrics(tmp_path / "repo" / "vae-z2" / "1" / "model.ts")["world_size"] == 2
+
+
+def test_k_sparse_code_and_its_features_picture(idx_dir: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--topk keeps exactly k entries of each code; `features` draws one tile per unit ever active."""
+    args = ("--kind", "sparse-ae", "--arch", "mlp", "--depth", "2", "--latent-dim", "12", "--topk", "3",
+            "--epochs", "1")
+    assert main(_train_args(idx_dir, tmp_path, *args)) == 0
+    ckpt = tmp_path / "repo" / "sparse-ae-z12" / "1" / "model.ts"
+    capsys.readouterr()
+    assert main(["evaluate", str(ckpt), "--idx-dir", str(idx_dir), "--device", "cpu", "--no-write"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["code_zero_fraction"] >= 0.75 and result["code_active_per_image"] <= 3
+    png = tmp_path / "features.png"
+    assert main(["features", str(ckpt), str(png), "--idx-dir", str(idx_dir)]) == 0
+    used = json.loads(capsys.readouterr().out.split(" -> ")[0])["units_used"]
+    from PIL import Image
+
+    assert 3 <= used <= 12 and Image.open(png).size[0] > 28
+
+
+def test_learned_prior_trains_and_exports(idx_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--learned-prior flow: meta says so and the file carries prior(); export --prior flow fits one afterwards."""
+    args = ("--kind", "vae", "--arch", "mlp", "--depth", "2", "--latent-dim", "3", "--epochs", "1")
+    assert main(_train_args(idx_dir, tmp_path, *args, "--learned-prior", "flow")) == 0
+    assert read_meta(tmp_path / "repo" / "vae-z3" / "1" / "model.ts")["prior"] == "flow"
+    assert main(_train_args(idx_dir, tmp_path, *args, "--name", "plain")) == 0
+    assert read_meta(tmp_path / "repo" / "plain" / "1" / "model.ts")["prior"] == "normal"
+    assert main(["export", str(tmp_path / "runs" / "plain" / "best.pt"), "--repository", str(tmp_path / "repo"),
+                 "--prior", "flow", "--prior-epochs", "2", "--idx-dir", str(idx_dir)]) == 0
+    fitted = tmp_path / "repo" / "plain" / "2" / "model.ts"
+    assert read_meta(fitted)["prior"] == "flow"
+    figures = read_metrics(fitted)
+    assert {"prior_heldout_logp_flow", "prior_heldout_logp_normal"} <= set(figures)
+    assert hasattr(torch.jit.load(str(fitted)), "prior")
