@@ -20,8 +20,9 @@ from service.loader import Checkpoint
 
 log = logging.getLogger(__name__)
 
-# decode_u8: pixels as uint8 0..255, made on the device; prior: a learned prior's latents for N(0, I) noise
-OPS = ("encode", "decode", "decode_u8", "reconstruct", "prior")
+# decode_u8: pixels as uint8 0..255, made on the device; prior: a learned prior's latents for N(0, I) noise;
+# sample(_u8): decode(prior(noise)) in one forward, for answers that carry images only (no z)
+OPS = ("encode", "decode", "decode_u8", "reconstruct", "prior", "sample", "sample_u8")
 # fp32 keeps the < 1e-4 contract; bf16 (CPU or GPU) and fp16 (GPU) trade ~1e-2 of a pixel for speed
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CALIBRATION_ROWS = 32  # rows timed per operation at load: enough for the per-row cost to dominate
@@ -115,7 +116,7 @@ class Runtime:
         image, latent = torch.rand(n, 1, 28, 28), torch.randn(n, ckpt.latent_dim)
         ops = [("encode", image), ("decode", latent), ("reconstruct", image)]
         if ckpt.has_prior:
-            ops.append(("prior", latent))
+            ops += [("prior", latent), ("sample", latent)]
         for op, x in ops:
             self.run(ckpt, op, x, labels)
             t0 = time.perf_counter()
@@ -162,6 +163,10 @@ class Runtime:
                 out = module.decode(mu, lab)[:, 0]
             elif op == "prior":
                 out = module.prior(xd)  # (B, m)
+            elif op in ("sample", "sample_u8"):
+                out = module.decode(module.prior(xd), lab)[:, 0]
+                if op == "sample_u8":
+                    out = to_uint8(out)
             else:
                 raise ValueError(f"unknown operation {op!r}")
             return (out if out.dtype == torch.uint8 else out.float()).cpu()

@@ -130,7 +130,7 @@ class AppState:
             def on_wait(level: int, seconds: float) -> None:
                 wait.labels(ckpt.name, str(level)).observe(seconds)
 
-            # decode_u8 costs what decode does until its own chunks say otherwise
+            # decode_u8 (sample_u8) costs what decode (sample) does until its own chunks say otherwise
             cost = self.runtime.row_cost.get(key) or self.runtime.row_cost.get(
                 (ckpt.name, ckpt.version, op.removesuffix("_u8")), 0.0)
             b = Batcher(forward, self.runtime.executor, s.max_batch_rows, s.max_delay_ms / 1000, s.queue_rows,

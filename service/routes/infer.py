@@ -145,9 +145,12 @@ async def sample(request: Request, state: AppState, ticket: Ticket) -> Response:
     labels = labels_tensor(raw_labels if isinstance(raw_labels, list) else None, ckpt, req.n)
     seed = req.seed if req.seed is not None else secrets.randbits(63)
     z = seeded_normal(seed, req.n, ckpt.latent_dim) * req.temperature
-    if ckpt.has_prior:  # the learned prior's latents for this noise: same seed, same digits; temperature scales eps
-        z = await state.run(ckpt, "prior", z, None, ticket)
     op = decode_op(req.dtype, req.format)
+    if ckpt.has_prior:  # the learned prior's latents for this noise: same seed, same digits; temperature scales eps
+        if wants_npy(request):  # images only: prior and decode in one forward (one trip through the queue)
+            op = op.replace("decode", "sample")
+        else:  # the answer carries z
+            z = await state.run(ckpt, "prior", z, None, ticket)
     if wants_npy(request) and req.n >= state.settings.stream_min_rows:
         parts = state.open_stream(ckpt, op, z, labels, ticket)
         return npy_stream(parts, req.n, req.dtype, ckpt.name, ckpt.version, {"x-seed": str(seed)})

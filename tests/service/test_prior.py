@@ -60,6 +60,13 @@ def test_sample_decodes_the_prior_of_the_noise(client: TestClient, prior_repo: P
         z, images = _reference(prior_repo, 11, 6, temperature)
         np.testing.assert_allclose(np.array(body["z"]), z.numpy(), atol=1e-5)
         np.testing.assert_allclose(np.array(body["images"]), images.numpy(), atol=1e-5)
+        # .npy (prior and decode fused in one forward) and .npz (z beside the images) give the same digits
+        body_np = {"model": "vae-flow-z3", "n": 6, "seed": 11, "temperature": temperature}
+        npy = np.load(io.BytesIO(client.post("/sample", json=body_np, headers=NPY).content))
+        npz = np.load(io.BytesIO(client.post("/sample", json=body_np, headers={"accept": "application/x-npz"}).content))
+        np.testing.assert_allclose(npy, images.numpy(), atol=1e-5)
+        np.testing.assert_allclose(npz["z"], z.numpy(), atol=1e-5)
+        np.testing.assert_allclose(npz["images"], images.numpy(), atol=1e-5)
         # the z /sample returns decodes to the same digits through /decode
         again = client.post("/decode", json={"model": "vae-flow-z3", "z": body["z"]}).json()["images"]
         np.testing.assert_allclose(np.array(again), images.numpy(), atol=1e-5)
