@@ -140,7 +140,8 @@ def main() -> int:
         rows.append(row("vaeserve /sample n=1024 PNG, c=2", bulk_png, 1024))
 
     raw = raw_decode_rate(ckpt)
-    rows.append({"scenario": "raw TorchScript decode (after prior, if any), 1024 rows", "req_s": raw / 1024, "rows_s": raw,
+    rows.append({"scenario": "raw TorchScript decode (after prior, if any), 1024 rows", "req_s": raw / 1024,
+                 "rows_s": raw,
                  "p50_ms": 1024 / raw * 1e3, "p99_ms": float("nan"), "non_200": 0})
 
     print(f"\nmodel {a.model}; server on core {SERVER_CORE}, load generator on core {CLIENT_CORE}; "

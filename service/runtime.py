@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from service.gpu import GraphCache, pipelined
 from service.loader import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 OPS = ("encode", "decode", "decode_u8", "reconstruct", "prior", "sample", "sample_u8")
 # fp32 keeps the < 1e-4 contract; bf16 (CPU or GPU) and fp16 (GPU) trade ~1e-2 of a pixel for speed
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PIPELINE_MIN_ROWS = 128  # rows per stream at least: smaller parts gain less overlap than they cost in launches
+GRAPH_MAX_ROWS = 256  # CUDA graphs for batches up to this many rows (buckets 1, 2, 4, ..., 256)
 CALIBRATION_ROWS = 32  # rows timed per operation at load: enough for the per-row cost to dominate
 
 
@@ -32,6 +35,26 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Pixels in [0,1] -> uint8 0..255, rounded half to even (as numpy's rint), computed in float32; the one rule
     for every uint8 answer (respond.to_uint8 calls it for arrays)."""
     return images.to(torch.float32, copy=True).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+
+
+def compute(module: Any, op: str, xd: torch.Tensor, lab: torch.Tensor | None) -> torch.Tensor:
+    """The forward of one operation on device tensors (the one dispatch every path of _forward uses)."""
+    if op == "encode":
+        mu, logvar = module.encode(xd, lab)
+        return torch.cat([mu, logvar], dim=1)  # (B, 2m): one tensor splits cleanly by row
+    if op == "decode":
+        return module.decode(xd, lab)[:, 0]  # (B, 28, 28)
+    if op == "decode_u8":  # converted where the pixels are: 4x less to copy off a GPU
+        return to_uint8(module.decode(xd, lab)[:, 0])
+    if op == "reconstruct":
+        mu, _ = module.encode(xd, lab)
+        return module.decode(mu, lab)[:, 0]
+    if op == "prior":
+        return module.prior(xd)  # (B, m)
+    if op in ("sample", "sample_u8"):
+        out = module.decode(module.prior(xd), lab)[:, 0]
+        return to_uint8(out) if op == "sample_u8" else out
+    raise ValueError(f"unknown operation {op!r}")
 
 
 def pick_device(setting: str) -> torch.device:
@@ -72,7 +95,7 @@ class Runtime:
     """One device, one worker thread; placed models keyed by (name, version)."""
 
     def __init__(self, device: torch.device, precision: str = "fp32", threads: int = 1,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, cuda_streams: int = 1, cuda_graphs: bool = False) -> None:
         self.device = device
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
@@ -81,6 +104,10 @@ class Runtime:
         self.dtype = PRECISIONS[precision]
         self.channels_last = channels_last
         self.staging = HostStaging(pin=device.type == "cuda")
+        cuda = device.type == "cuda"
+        # Off unless asked for, and CUDA only (service/gpu.py): built without a GPU at hand, measured by cuda_check.sh
+        self.streams = [torch.cuda.Stream() for _ in range(cuda_streams)] if cuda and cuda_streams > 1 else []
+        self.graphs = GraphCache(GRAPH_MAX_ROWS) if cuda and cuda_graphs else None
         if device.type == "cuda" and self.dtype == torch.float32:
             # fp32 means fp32: TF32 convs moved pixels by ~1e-3 between batch sizes on an H100, and the
             # contract allows only float32 noise (< 1e-4) unless a lower precision is asked for.
@@ -147,29 +174,31 @@ class Runtime:
             return torch.cat([lo, hi])
 
     def _forward(self, ckpt: Checkpoint, op: str, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        module = self.modules[(ckpt.name, ckpt.version)]
+        key = (ckpt.name, ckpt.version)
+        module = self.modules[key]
         with torch.inference_mode():
+            if self.streams and len(x) >= 2 * PIPELINE_MIN_ROWS:  # CUDA: parts on streams, copies overlap compute
+                return pipelined(module, op, self.staging.stage(x), None if labels is None else
+                                 self.staging.stage(labels), self.streams, PIPELINE_MIN_ROWS, self._copy_to_device,
+                                 compute, self._on_stream, lambda s: s.synchronize(), pin=True)
             xd = self._to_device(x, True)
             lab = None if labels is None else self._to_device(labels, False)
-            if op == "encode":
-                mu, logvar = module.encode(xd, lab)
-                out = torch.cat([mu, logvar], dim=1)  # (B, 2m): one tensor splits cleanly by row
-            elif op == "decode":
-                out = module.decode(xd, lab)[:, 0]  # (B, 28, 28)
-            elif op == "decode_u8":  # converted where the pixels are: 4x less to copy off a GPU
-                out = to_uint8(module.decode(xd, lab)[:, 0])
-            elif op == "reconstruct":
-                mu, _ = module.encode(xd, lab)
-                out = module.decode(mu, lab)[:, 0]
-            elif op == "prior":
-                out = module.prior(xd)  # (B, m)
-            elif op in ("sample", "sample_u8"):
-                out = module.decode(module.prior(xd), lab)[:, 0]
-                if op == "sample_u8":
-                    out = to_uint8(out)
-            else:
-                raise ValueError(f"unknown operation {op!r}")
+            out = None
+            if self.graphs is not None:  # CUDA graphs for small batches: one launch for the whole forward
+                out = self.graphs.run(key, module, op, xd, lab, compute)
+            if out is None:
+                out = compute(module, op, xd, lab)
             return (out if out.dtype == torch.uint8 else out.float()).cpu()
+
+    def _copy_to_device(self, t: torch.Tensor, float_input: bool) -> torch.Tensor:
+        """An already page-locked host tensor to the device, queued on the current stream."""
+        t = t.to(self.device, non_blocking=True)
+        return t.to(self.dtype) if (float_input and self.dtype != torch.float32) else t
+
+    @staticmethod
+    def _on_stream(stream: Any) -> Any:
+        stream.wait_stream(torch.cuda.current_stream())  # after whatever the default stream queued before
+        return torch.cuda.stream(stream)
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True)

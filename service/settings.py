@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     half_precision: bool = Field(False, description="deprecated: the same as precision=fp16")
     channels_last: bool = Field(False, description="NHWC memory format for the conv models (fp32 outputs move by "
                                 "< 2e-5; ~1.4x the conv default's decode rate on this project's 2-core CPU)")
+    cuda_streams: int = Field(1, ge=1, le=8, description="CUDA: a batch of >= 256 rows is split over this many "
+                              "streams so copies overlap compute (2 = two batches in flight); 1 = off. Not yet "
+                              "measured on a GPU: benchmarks/cuda_check.sh measures it")
+    cuda_graphs: bool = Field(False, description="CUDA: replay batches of <= 256 rows as CUDA graphs (padded to a "
+                              "power of two). Not yet measured on a GPU: benchmarks/cuda_check.sh measures it")
     torch_threads: int = Field(1, ge=1, description="intra-op threads; 1 leaves a core to the HTTP loop")
     max_rows: int = Field(1024, ge=1, description="most rows (images or latents) in one request")
     max_sample: int = Field(10000, ge=1, description="largest n for /sample")
@@ -42,7 +47,7 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(10.0, gt=0, description="a body not received in full by then gets 408 "
                                   "(slow clients cannot hold a request open)")
     request_timeout_s: float = Field(30.0, gt=0, description="deadline per request; past it, 504 (n=10000 from "
-                                     "the conv-96 default takes ~12 s on 2 CPU cores)")
+                                     "the conv-96 vae-z20 takes ~12 s on 2 CPU cores)")
     retry_after_s: int = Field(1, ge=1, description="Retry-After on 429 and 503")
     api_key: str | None = Field(None, description="when set, every route but health and metrics needs X-API-Key")
     cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins (default: none)")

@@ -25,7 +25,8 @@ class AppState:
         self.settings = settings
         self.metrics = Metrics()
         precision = "fp16" if settings.half_precision else settings.precision
-        self.runtime = Runtime(pick_device(settings.device), precision, settings.torch_threads, settings.channels_last)
+        self.runtime = Runtime(pick_device(settings.device), precision, settings.torch_threads, settings.channels_last,
+                               settings.cuda_streams, settings.cuda_graphs)
         self.models: dict[str, dict[int, Checkpoint]] = {}
         self.load_errors: list[str] = []
         self.batchers: dict[tuple[str, int, str], Batcher] = {}
