@@ -11,6 +11,7 @@ from checkpoint.format import (
     REQUIRED,
     CheckpointError,
     check_meta,
+    has_prior,
     load,
     newest,
     next_version,
@@ -21,5 +22,5 @@ from checkpoint.format import (
     write_metrics,
 )
 
-__all__ = ["FORMAT", "METRICS_FILE", "MODEL_FILE", "REQUIRED", "CheckpointError", "check_meta", "load", "newest",
-           "next_version", "read_meta", "read_metrics", "save", "weights_sha256", "write_metrics"]
+__all__ = ["FORMAT", "METRICS_FILE", "MODEL_FILE", "REQUIRED", "CheckpointError", "check_meta", "has_prior", "load",
+           "newest", "next_version", "read_meta", "read_metrics", "save", "weights_sha256", "write_metrics"]

@@ -40,6 +40,12 @@ def weights_sha256(module: torch.nn.Module | torch.jit.ScriptModule) -> str:
     return h.hexdigest()
 
 
+def has_prior(module: Any) -> bool:
+    """Whether a loaded checkpoint carries a learned prior: both optional scripted methods, prior(eps) and
+    prior_log_prob(z). Without them the prior is N(0, I) (older files, plain VAEs)."""
+    return hasattr(module, "prior") and hasattr(module, "prior_log_prob")
+
+
 def check_meta(meta: Any, where: Path | str = "meta") -> dict[str, Any]:
     """The meta if it meets the contract's fields; CheckpointError naming the first problem otherwise."""
     if not isinstance(meta, dict):

@@ -75,8 +75,3 @@ def script(model: nn.Module, prior: nn.Module | None = None) -> torch.jit.Script
     if prior is None:
         return torch.jit.script(Servable(model.eval().cpu()))
     return torch.jit.script(ServableWithPrior(model.eval().cpu(), prior.eval().cpu()))
-
-
-def has_prior(ts: torch.jit.ScriptModule) -> bool:
-    """Whether a scripted checkpoint carries a learned prior (older files and plain VAEs do not)."""
-    return hasattr(ts, "prior") and hasattr(ts, "prior_log_prob")

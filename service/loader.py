@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from checkpoint import MODEL_FILE, CheckpointError, load, read_metrics
+from checkpoint import MODEL_FILE, CheckpointError, has_prior, load, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Checkpoint:
     @property
     def has_prior(self) -> bool:
         """A learned prior: /sample decodes prior(eps) (scripted in the file) instead of eps ~ N(0, I)."""
-        return hasattr(self.module, "prior")
+        return has_prior(self.module)
 
 
 def _stamp(path: Path) -> tuple[float, int]:
@@ -86,7 +86,7 @@ def _check_shapes(path: Path, module: torch.jit.ScriptModule, meta: dict[str, An
         raise CheckpointError(f"{path}: decode failed on a test batch ({str(exc).splitlines()[0][:200]})") from exc
     if tuple(img.shape) != (2, 1, 28, 28):
         raise CheckpointError(f"{path}: decode gave {tuple(img.shape)}, expected (B, 1, 28, 28)")
-    if hasattr(module, "prior"):  # optional: a learned prior maps N(0, I) noise to latents
+    if has_prior(module):  # optional: a learned prior maps N(0, I) noise to latents
         try:
             with torch.inference_mode():
                 z = module.prior(torch.zeros(2, m))

@@ -153,9 +153,7 @@ class Runtime:
             self.row_cost[(ckpt.name, ckpt.version, op)] = (time.perf_counter() - t0) / n
 
     def _to_device(self, t: torch.Tensor, float_input: bool) -> torch.Tensor:
-        if self.device.type != "cpu":
-            t = self.staging.stage(t).to(self.device, non_blocking=True)
-        return t.to(self.dtype) if (float_input and self.dtype != torch.float32) else t
+        return self._copy_to_device(self.staging.stage(t) if self.device.type != "cpu" else t, float_input)
 
     def run(self, ckpt: Checkpoint, op: str, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """The forward of one operation on a batch; returns float32 CPU rows aligned with x."""
@@ -191,7 +189,8 @@ class Runtime:
             return (out if out.dtype == torch.uint8 else out.float()).cpu()
 
     def _copy_to_device(self, t: torch.Tensor, float_input: bool) -> torch.Tensor:
-        """An already page-locked host tensor to the device, queued on the current stream."""
+        """A host tensor (page-locked, off a CPU) to the device, queued on the current stream, in the forward's
+        precision when it is a float input."""
         t = t.to(self.device, non_blocking=True)
         return t.to(self.dtype) if (float_input and self.dtype != torch.float32) else t
 

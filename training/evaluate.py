@@ -13,9 +13,9 @@ from typing import Any
 import torch
 
 import checkpoint
+from checkpoint import has_prior
 from model.losses import bernoulli_nll, kl_to_standard_normal, log_diag_normal, log_standard_normal
 from model.registry import KINDS, corrupt
-from model.scripted import has_prior
 from training.data import Mnist
 
 

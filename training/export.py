@@ -53,7 +53,7 @@ def export(model: nn.Module, spec: ModelSpec, name: str, repository: Path, confi
     scripted = script(model, prior)
     version = checkpoint.next_version(repository, name)
     meta = build_meta(spec, name, version, config, data_sha256, checkpoint.weights_sha256(scripted),
-                      "normal" if prior is None and getattr(model, "prior_flow", None) is None else "flow")
+                      "flow" if checkpoint.has_prior(scripted) else "normal")
     path = repository / name / str(version) / checkpoint.MODEL_FILE
     checkpoint.save(scripted, checkpoint.check_meta(meta, path), path)
     checkpoint.write_metrics(path, metrics)

@@ -20,9 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from checkpoint import save, weights_sha256
+from checkpoint import has_prior, save, weights_sha256
 from model.judge import JudgeCNN
-from model.scripted import has_prior
 from training.data import Mnist
 from training.evaluate import load
 from training.export import code_commit
@@ -150,10 +149,9 @@ def judge_generator(checkpoint: Path, judge_path: Path, ds: Mnist, n: int = 1000
     real = _predict(judge.features, xte).cpu().numpy()
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(n, int(meta["latent_dim"]), generator=gen).to(device)
-    if has_prior(ts):  # as /sample does: the learned prior's sample for the same noise
-        z = torch.cat([ts.prior(z[i : i + 1000]) for i in range(0, n, 1000)])
+    latents = ts.prior if has_prior(ts) else (lambda e: e)  # as /sample does: a learned prior's sample of the noise
     labels = (torch.arange(n) % 10).to(device) if meta.get("num_classes") else None  # balanced
-    x = torch.cat([ts.decode(z[i : i + 1000], None if labels is None else labels[i : i + 1000])
+    x = torch.cat([ts.decode(latents(z[i : i + 1000]), None if labels is None else labels[i : i + 1000])
                    for i in range(0, n, 1000)])
     result = score_images(judge, x, real, labels)
     # The same scores for real digits (10k training images vs the test set): the floor to read against.

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model import ModelSpec, build, has_prior, script
+from checkpoint import has_prior
+from model import ModelSpec, build, script
 from model.prior import FlowPrior
 from training.evaluate import iwae_nll, neg_elbo
 from training.prior import fit_flow_prior
