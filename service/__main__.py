@@ -54,7 +54,7 @@ class DrainingServer(uvicorn.Server):
         app = self.config.loaded_app
         while hasattr(app, "app") and not hasattr(app, "state"):
             app = app.app  # unwrap uvicorn's proxy middlewares
-        return getattr(getattr(app, "state", None), "vae", None)
+        return getattr(getattr(app, "state", None), "engine", None)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -1,4 +1,4 @@
-"""The ASGI application factory: `uvicorn --factory service.app:create_app`."""
+"""The ASGI application factory: `uvicorn --factory service.app:create_app` (the gRPC door starts with it)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse
 
-from service import errors
-from service.middleware import ApiKeyAuth, BodyLimit, RequestContext
-from service.routes import ops, table, v2
+from service import oip
+from service.engine.engine import Engine
+from service.http import errors, meta, table, v2
+from service.http.middleware import ApiKeyAuth, BodyLimit, RequestContext
 from service.settings import Settings, get_settings
-from service.state import AppState
 
 STATIC = Path(__file__).parent / "static"  # the latent-space explorer: plain files, no build step
 # The page loads only its own files and talks only to this server; nothing may frame it.
@@ -32,22 +32,33 @@ PAGE_HEADERS = {
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The process: one engine, its HTTP doors (REST and the Open Inference Protocol) as this ASGI app, and its gRPC
+    door started in the app's lifespan, on the same event loop."""
     settings = settings or get_settings()
-    state = AppState(settings)
+    engine = Engine(settings)
+    stats = oip.Statistics()  # Triton's per-model statistics, shared by the two OIP doors
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.load(settings.model_repository)  # models load here, never at import
+        engine.load(settings.model_repository)  # models load here, never at import
         gc.collect()
         gc.freeze()  # long-lived torch objects out of the GC's sight: no 100 ms full collections under load
+        grpc_door = None
+        if settings.grpc_port:
+            from service.rpc.server import GrpcDoor  # grpcio only where the gRPC door is on
+
+            grpc_door = GrpcDoor(engine, stats)
+            app.state.grpc_port = await grpc_door.start()
         watcher = None
         if settings.watch_interval_s > 0:
-            watcher = asyncio.get_running_loop().create_task(state.watch(settings.watch_interval_s))
+            watcher = asyncio.get_running_loop().create_task(engine.watch(settings.watch_interval_s))
         yield
-        state.draining = True
+        engine.draining = True
         if watcher is not None:
             watcher.cancel()
-        await state.stop()
+        if grpc_door is not None:
+            await grpc_door.stop(settings.drain_timeout_s)
+        await engine.stop()
 
     # FastAPI's native OpenTelemetry looks up its providers on every request; off unless asked for, since
     # Prometheus metrics and JSON logs are the service's own (about 3 us of a ~100 us request).
@@ -55,9 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="vaeserve", version="0.1.0", lifespan=lifespan,
                   telemetry={"tracing": otel, "metrics": otel, "logs": otel, "operation_spans": otel},
                   description="Autoencoders and VAEs on MNIST: encode, decode, sample, interpolate, reconstruct.")
-    app.state.vae = state
+    app.state.engine = engine
+    app.state.oip_stats = stats
+    app.state.grpc_port = 0
     errors.install(app)
-    app.include_router(ops.router)
+    app.include_router(meta.router)
     app.include_router(v2.router)
     app.mount("/explorer", StaticFiles(directory=STATIC), name="explorer")
 
@@ -74,10 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                           "inference-header-content-length"],
                            expose_headers=["x-request-id", "x-seed", "x-model", "x-model-version",
                                            "inference-header-content-length"])
-    app.add_middleware(BodyLimit, state=state)
+    app.add_middleware(BodyLimit, state=engine)
     if settings.api_key:  # no key, no layer: every layer costs a few microseconds on every request
-        app.add_middleware(ApiKeyAuth, state=state)
-    app.add_middleware(RequestContext, state=state)
+        app.add_middleware(ApiKeyAuth, state=engine)
+    app.add_middleware(RequestContext, state=engine)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
 

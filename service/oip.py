@@ -1,155 +1,197 @@
-"""Open Inference Protocol (KServe v2) bodies as its clients send them: a JSON inference header, then,
-with the binary tensor data extension, the raw bytes of each binary tensor in input order.
+"""The Open Inference Protocol's view of the repository, shared by its two doors (HTTP: service/http/v2.py, gRPC:
+service/rpc/server.py): each checkpoint is two tensor-in/tensor-out models, <name>-encoder and <name>-decoder.
 
-  request:  [JSON header][binary tensors...]  with `Inference-Header-Content-Length: <len(JSON)>`
-            (no header: the whole body is JSON, whatever Content-Type says: tritonclient sends none)
-  response: the same layout when any output is asked for in binary (`binary_data_output` on the request,
-            or `binary_data` on an output); the header then carries `binary_data_size` per binary output.
+  <name>-encoder: input  x  FP32 [-1, 1, 28, 28] in [0,1] -> outputs mu, logvar FP32 [-1, m]
+  <name>-decoder: input  z  FP32 [-1, m] -> x FP32 [-1, 1, 28, 28]
+  a conditional model's encoder and decoder also take labels INT64 [-1] (one class per row)
+
+Doors decode their wire format into NumPy arrays by input name and call `infer`; metadata, Triton's model
+configuration, the repository index and statistics are plain values here, which each door encodes its own way.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Annotated, Any
+import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.responses import Response
 
-from service.domain import InvalidInput
-from service.errors import invalid_body
+from service.engine import rules
+from service.engine.admission import Ticket
+from service.engine.domain import InvalidInput, UnknownModel
+from service.engine.engine import Engine
+from service.engine.ops import Op, Rows
+from service.engine.repository import Checkpoint
 
-HEADER = "inference-header-content-length"
-DTYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8"), "FP64": np.dtype("<f8"),
-                                    "INT32": np.dtype("<i4")}
-
-
-class TensorHeader(BaseModel):
-    """An input tensor's description; `data` (JSON) or `parameters.binary_data_size` (binary)."""
-
-    model_config = ConfigDict(extra="allow")
-    name: Annotated[str, Field(min_length=1, max_length=64)]
-    shape: Annotated[list[Annotated[int, Field(strict=True, ge=0, le=1_000_000)]], Field(max_length=8)]
-    datatype: Annotated[str, Field(max_length=16)]
-    data: list[Any] | None = None
-    parameters: dict[str, Any] | None = None
+SERVER = {"name": "vaeserve", "version": "0.1.0"}
+PARTS = ("encoder", "decoder")
+# model_repository is announced only where load and unload work (VAESERVE_MODEL_CONTROL=true)
+EXTENSIONS = ["binary_tensor_data", "model_configuration", "statistics"]
 
 
-class RequestedOutput(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: Annotated[str, Field(min_length=1, max_length=64)]
-    parameters: dict[str, Any] | None = None
+def extensions(engine: Engine) -> list[str]:
+    return EXTENSIONS + (["model_repository"] if engine.settings.model_control else [])
 
 
-class InferRequest(BaseModel):
-    """POST /v2/models/{model}[/versions/{version}]/infer (JSON part)."""
-
-    model_config = ConfigDict(extra="allow")
-    id: Annotated[str, Field(max_length=256)] | None = None
-    inputs: Annotated[list[TensorHeader], Field(min_length=1, max_length=4)]
-    outputs: Annotated[list[RequestedOutput], Field(max_length=8)] | None = None
-    parameters: dict[str, Any] | None = None
-
-
-class OutputTensor(BaseModel):
-    name: str
-    datatype: str
-    shape: list[int]
-    data: list[float] | None = None
-    parameters: dict[str, Any] | None = None
+def version_number(version: str | None) -> int | None:
+    """'' or None: the newest; otherwise a positive integer."""
+    if not version:
+        return None
+    if not version.isdigit() or int(version) < 1:
+        raise UnknownModel(f"version {version[:20]!r}: versions are positive integers")
+    return int(version)
 
 
-class InferResponse(BaseModel):
-    model_name: str
-    model_version: str
-    id: str | None = None
-    outputs: list[OutputTensor]
+def split_name(engine: Engine, model: str, version: str | None = None) -> tuple[Checkpoint, str]:
+    """<name>-encoder / <name>-decoder -> (checkpoint, part); UnknownModel otherwise."""
+    for part in PARTS:
+        if model.endswith("-" + part):
+            return engine.resolve(model[: -len(part) - 1], version_number(version)), part
+    raise UnknownModel(f"unknown model {model[:200]!r}; v2 models are <name>-encoder and <name>-decoder",
+                       {"available": [f"{n}-{p}" for n in sorted(engine.models) for p in PARTS]})
+
+
+def base_name(model: str) -> str:
+    """The checkpoint behind a v2 name (load/unload take either form)."""
+    for part in PARTS:
+        if model.endswith("-" + part):
+            return model[: -len(part) - 1]
+    return model
+
+
+def io_spec(ckpt: Checkpoint, part: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(inputs, outputs) as name, datatype, shape with -1 for the batch."""
+    m = ckpt.latent_dim
+    image = {"datatype": "FP32", "shape": [-1, 1, 28, 28]}
+    latent = {"datatype": "FP32", "shape": [-1, m]}
+    if part == "encoder":
+        inputs, outputs = [{"name": "x", **image}], [{"name": "mu", **latent}, {"name": "logvar", **latent}]
+    else:
+        inputs, outputs = [{"name": "z", **latent}], [{"name": "x", **image}]
+    if ckpt.num_classes:  # conditional: one class per row, on both halves
+        inputs.append({"name": "labels", "datatype": "INT64", "shape": [-1]})
+    return inputs, outputs
+
+
+def describe(engine: Engine, ckpt: Checkpoint, part: str) -> dict[str, Any]:
+    inputs, outputs = io_spec(ckpt, part)
+    return {"name": f"{ckpt.name}-{part}", "versions": [str(v) for v in sorted(engine.models[ckpt.name])],
+            "platform": "pytorch_torchscript", "inputs": inputs, "outputs": outputs}
+
+
+def triton_config(engine: Engine, ckpt: Checkpoint, part: str) -> dict[str, Any]:
+    """Triton's model configuration (its JSON form): batch dimension implicit (max_batch_size), dims per row."""
+    inputs, outputs = io_spec(ckpt, part)
+
+    def entry(t: dict[str, Any]) -> dict[str, Any]:
+        dims = t["shape"][1:]
+        out = {"name": t["name"], "data_type": "TYPE_" + t["datatype"], "dims": dims or [1]}
+        if not dims:
+            out["reshape"] = {"shape": []}  # a per-row scalar: [batch] on the wire
+        return out
+
+    s = engine.settings
+    return {"name": f"{ckpt.name}-{part}", "platform": "pytorch_libtorch", "backend": "pytorch",
+            "version_policy": {"latest": {"num_versions": len(engine.models[ckpt.name])}},
+            "max_batch_size": s.max_rows, "input": [entry(t) for t in inputs], "output": [entry(t) for t in outputs],
+            "dynamic_batching": {"max_queue_delay_microseconds": int(s.max_delay_ms * 1000),
+                                 "preferred_batch_size": [s.max_batch_rows]},
+            "instance_group": [{"count": 1, "kind": "KIND_GPU" if engine.runtime.device.type == "cuda"
+                                else "KIND_CPU"}],
+            "parameters": {"latent_dim": {"string_value": str(ckpt.latent_dim)},
+                           "kind": {"string_value": str(ckpt.meta.get("kind", ""))}}}
+
+
+def repository_index(engine: Engine, ready_only: bool = False) -> list[dict[str, str]]:
+    """Every v2 model and version: READY when served, UNAVAILABLE (unloaded by an operator) otherwise."""
+    out = [{"name": f"{name}-{part}", "version": str(v), "state": "READY", "reason": ""}
+           for name in sorted(engine.models) for part in PARTS for v in sorted(engine.models[name])]
+    if not ready_only:
+        out += [{"name": f"{name}-{part}", "version": "", "state": "UNAVAILABLE", "reason": "unloaded"}
+                for name in sorted(engine.unloaded) for part in PARTS]
+    return out
 
 
 @dataclass
-class Decoded:
-    header: InferRequest
-    tensors: dict[str, np.ndarray]  # by input name, shaped as declared
+class Counts:
+    """Triton's per-model inference statistics, as far as this server measures them."""
+
+    success: int = 0
+    success_ns: int = 0
+    fail: int = 0
+    fail_ns: int = 0
+    inferences: int = 0  # rows
+    last_ms: int = 0  # wall-clock ms of the newest inference
 
 
-def decode_request(body: bytes, header_length: str | None) -> Decoded:
-    """Split and check a request body; every tensor comes back as a NumPy array of its declared shape."""
-    if header_length is None:
-        json_part, rest = body, b""
-    else:
-        if not header_length.isdigit() or int(header_length) > len(body):
-            raise InvalidInput(f"Inference-Header-Content-Length {header_length[:20]!r}: must be the length of "
-                               f"the JSON header, at most the body's {len(body)} bytes")
-        n = int(header_length)
-        json_part, rest = body[:n], body[n:]
-    try:
-        header = InferRequest.model_validate_json(json_part)
-    except ValidationError as exc:
-        raise invalid_body(exc.errors(include_url=False, include_input=False)) from exc
-    tensors: dict[str, np.ndarray] = {}
-    offset = 0
-    for t in header.inputs:
-        if t.name in tensors:
-            raise InvalidInput(f"input {t.name!r} given twice")
-        dtype = DTYPES.get(t.datatype)
-        if dtype is None:
-            raise InvalidInput(f"input {t.name}: datatype {t.datatype!r} unsupported; use one of {sorted(DTYPES)}")
-        count = math.prod(t.shape)
-        size = (t.parameters or {}).get("binary_data_size")
-        if size is not None:
-            if not isinstance(size, int) or isinstance(size, bool) or size != count * dtype.itemsize:
-                raise InvalidInput(f"input {t.name}: binary_data_size {size!r}; shape {t.shape} of {t.datatype} "
-                                   f"is {count * dtype.itemsize} bytes")
-            if offset + size > len(rest):
-                raise InvalidInput(f"input {t.name}: {size} bytes of binary data declared, "
-                                   f"{len(rest) - offset} left in the body")
-            arr = np.frombuffer(rest, dtype=dtype, count=count, offset=offset)
-            offset += size
-        elif t.data is not None:
-            try:
-                arr = np.asarray(t.data, dtype=dtype).reshape(-1)
-            except (ValueError, TypeError, OverflowError) as exc:
-                raise InvalidInput(f"input {t.name}: data must be a (nested) list of numbers ({exc})") from exc
-            if arr.size != count:
-                raise InvalidInput(f"input {t.name}: {arr.size} values for shape {t.shape}")
+@dataclass
+class Statistics:
+    counts: dict[tuple[str, str], Counts] = field(default_factory=dict)
+
+    def record(self, model: str, version: int, rows: int, seconds: float, ok: bool) -> None:
+        c = self.counts.setdefault((model, str(version)), Counts())
+        ns = int(seconds * 1e9)
+        if ok:
+            c.success, c.success_ns, c.inferences = c.success + 1, c.success_ns + ns, c.inferences + rows
         else:
-            raise InvalidInput(f"input {t.name}: give 'data' or parameters.binary_data_size with binary data")
-        tensors[t.name] = arr.reshape(t.shape)
-    if offset != len(rest):
-        raise InvalidInput(f"{len(rest) - offset} bytes of binary data after the last binary input")
-    return Decoded(header, tensors)
+            c.fail, c.fail_ns = c.fail + 1, c.fail_ns + ns
+        c.last_ms = int(time.time() * 1000)
 
-
-def encode_response(model_name: str, version: int, request: InferRequest, arrays: dict[str, np.ndarray],
-                    datatypes: dict[str, str]) -> Response:
-    """The answer with the outputs asked for (all when none are named), each JSON or binary as asked."""
-    default_binary = bool((request.parameters or {}).get("binary_data_output", False))
-    wanted: list[tuple[str, bool]]
-    if request.outputs:
-        wanted = [(o.name, bool((o.parameters or {}).get("binary_data", default_binary))) for o in request.outputs]
-    else:
-        wanted = [(name, default_binary) for name in arrays]
-    unknown = [n for n, _ in wanted if n not in arrays]
-    if unknown:
-        raise InvalidInput(f"unknown outputs {unknown}; this model gives {list(arrays)}")
-    outputs: list[dict[str, Any]] = []
-    blobs: list[memoryview] = []
-    for name, binary in wanted:
-        arr = np.ascontiguousarray(arrays[name], dtype=DTYPES[datatypes[name]])
-        out: dict[str, Any] = {"name": name, "datatype": datatypes[name], "shape": list(arr.shape)}
-        if binary:
-            out["parameters"] = {"binary_data_size": arr.nbytes}
-            blobs.append(memoryview(arr).cast("B"))  # type: ignore[arg-type]  # joined once below: one copy of the data in all
+    def report(self, engine: Engine, model: str = "", version: str = "") -> list[dict[str, Any]]:
+        """Triton's statistics JSON: every loaded v2 model (or one, or one version)."""
+        if model:
+            ckpt, part = split_name(engine, model, version)
+            names = [(f"{ckpt.name}-{part}", str(v)) for v in ([ckpt.version] if version else
+                                                                sorted(engine.models[ckpt.name]))]
         else:
-            out["data"] = arr.reshape(-1)
-        outputs.append(out)
-    payload: dict[str, Any] = {"model_name": model_name, "model_version": str(version), "outputs": outputs}
-    if request.id is not None:
-        payload["id"] = request.id
-    head = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not blobs:
-        return Response(head, media_type="application/json")
-    return Response(b"".join([head, *blobs]), media_type="application/octet-stream",
-                    headers={"Inference-Header-Content-Length": str(len(head))})
+            names = [(f"{n}-{p}", str(v)) for n in sorted(engine.models) for p in PARTS
+                     for v in sorted(engine.models[n])]
+        out = []
+        for name, ver in names:
+            c = self.counts.get((name, ver), Counts())
+            ok = {"count": c.success, "ns": c.success_ns}
+            zero = {"count": 0, "ns": 0}
+            out.append({"name": name, "version": ver, "last_inference": c.last_ms, "inference_count": c.inferences,
+                        "execution_count": c.success,
+                        "inference_stats": {"success": ok, "fail": {"count": c.fail, "ns": c.fail_ns},
+                                            "queue": zero, "compute_input": zero, "compute_infer": ok,
+                                            "compute_output": zero, "cache_hit": zero, "cache_miss": zero},
+                        "batch_stats": []})
+        return out
+
+
+def request_priority(parameters: dict[str, Any] | None) -> int:
+    """tritonclient's infer(priority=...) travels as parameters.priority."""
+    return rules.priority((parameters or {}).get("priority", 0))
+
+
+async def infer(engine: Engine, ckpt: Checkpoint, part: str, tensors: dict[str, np.ndarray],
+                ticket: Ticket) -> dict[str, np.ndarray]:
+    """Inputs by name -> outputs by name (FP32), through the engine; InvalidInput names what is wrong."""
+    max_rows = engine.settings.max_rows
+    main = "x" if part == "encoder" else "z"
+    extra = set(tensors) - {main, "labels"}
+    if extra:
+        raise InvalidInput(f"unknown inputs {sorted(extra)}; model {ckpt.name}-{part} takes {main!r}"
+                           + (" and 'labels'" if ckpt.num_classes else ""))
+    if main not in tensors:
+        shape = [-1, 1, 28, 28] if part == "encoder" else [-1, ckpt.latent_dim]
+        raise InvalidInput(f"this model takes an input named {main!r}, FP32 {shape}")
+    arr = tensors[main]
+    if arr.dtype != np.float32:
+        raise InvalidInput(f"input {main}: datatype must be FP32")
+    if part == "encoder":
+        x = rules.images(arr, max_rows, name="input x")
+    else:
+        x = rules.latents(arr, ckpt.latent_dim, ckpt.name, max_rows, name="input z")
+    labels = rules.labels(tensors.get("labels"), ckpt.num_classes, len(x), ckpt.name, name="input labels")
+    if labels is not None and tensors["labels"].dtype != np.int64:
+        raise InvalidInput("input labels: datatype must be INT64")
+    rows = Rows(x, labels)
+    if part == "encoder":
+        out = await engine.run(ckpt, Op.ENCODE, rows, ticket)
+        m = ckpt.latent_dim
+        return {"mu": out[:, :m].numpy(), "logvar": out[:, m:].numpy()}
+    out = await engine.run(ckpt, Op.DECODE, rows, ticket)
+    return {"x": out.numpy()[:, None]}

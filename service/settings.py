@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     default_model: str = Field("vae-flow-z20", description="served when a request names no model; must be generative")
     host: str = "127.0.0.1"
     port: int = 8000
+    grpc_port: int = Field(8001, ge=0, le=65535, description="the Open Inference Protocol over gRPC, in the same "
+                           "process (8001 as Triton); 0 turns it off")
+    grpc_max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024, description="largest gRPC message "
+                                        "either way (a 10,000-row FP32 image answer is 31.4 MB)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when present, else cpu")
     precision: Literal["fp32", "fp16", "bf16"] = Field(
         "fp32", description="forward precision: fp32 keeps outputs within 1e-4 of the checkpoint's; bf16 (CPU or "
@@ -51,12 +55,24 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=1, description="Retry-After on 429 and 503")
     api_key: str | None = Field(None, description="when set, every route but health and metrics needs X-API-Key")
     cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins (default: none)")
-    watch_interval_s: float = Field(0.0, ge=0, description="poll the repository for new versions (0 = off; "
-                                    "POST /admin/reload always works)")
+    watch_interval_s: float = Field(0.0, ge=0, description="poll the repository for new versions (0 = off)")
+    model_control: bool = Field(False, description="repository control: POST /admin/reload and the protocol's "
+                                "load/unload (HTTP and gRPC); off = 403. Needs admin_key")
+    admin_key: str | None = Field(None, description="the key repository control needs (X-Admin-Key header or "
+                                  "x-admin-key gRPC metadata); separate from api_key")
     log_level: str = "info"
     opentelemetry: bool = Field(False, description="FastAPI's native OpenTelemetry spans, metrics and logs "
                                 "(with a configured provider); Prometheus metrics are always on")
     drain_timeout_s: float = Field(30.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")
+
+    @model_validator(mode="after")
+    def _control_needs_key(self) -> Settings:
+        if self.model_control and not self.admin_key:
+            raise ValueError("VAESERVE_MODEL_CONTROL=true needs VAESERVE_ADMIN_KEY: repository control is never "
+                             "open to whoever reaches the port")
+        if self.admin_key is not None and len(self.admin_key) < 16:
+            raise ValueError("VAESERVE_ADMIN_KEY: at least 16 characters")
+        return self
 
 
 @lru_cache

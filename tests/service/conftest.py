@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_settings(repo: Path, **kw: object) -> Settings:
+    kw.setdefault("grpc_port", 0)  # apps in tests serve gRPC only where a test asks for it
     return Settings(model_repository=repo, default_model="vae-z4", **kw)  # type: ignore[arg-type]
 
 
@@ -45,7 +46,7 @@ def launch(args: list[str], repo: Path, log_path: Path, **env: str) -> tuple[str
     /readyz, or fail with the server's log."""
     port = free_port()
     full = {**os.environ, "VAESERVE_MODEL_REPOSITORY": str(repo), "VAESERVE_DEFAULT_MODEL": "vae-z4",
-            "VAESERVE_PORT": str(port), "PYTHONPATH": str(ROOT), **env}
+            "VAESERVE_PORT": str(port), "VAESERVE_GRPC_PORT": "0", "PYTHONPATH": str(ROOT), **env}
     log = log_path.open("w")  # a file, not a pipe: a full pipe would block the server
     proc = subprocess.Popen([sys.executable, *(a.format(port=port) for a in args)], cwd=ROOT, env=full,
                             stdout=log, stderr=subprocess.STDOUT)

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from service.app import create_app
-from service.batcher import Batcher, DeadlineExceeded, QueueFull
+from service.engine.batcher import Batcher, DeadlineExceeded, QueueFull
 from tests.service.conftest import make_settings
 
 
@@ -273,7 +273,7 @@ def test_a_stream_yields_parts_as_chunks_finish_and_a_slow_reader_holds_it_back(
         b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=10_000)
         parts = b.open_stream(rows(0, 100), None, far())
         await asyncio.sleep(0.05)  # nobody reads: the job runs at most STREAM_AHEAD chunks ahead of its reader
-        from service.batcher import STREAM_AHEAD
+        from service.engine.batcher import STREAM_AHEAD
         assert len(rec.chunks) == STREAM_AHEAD
         first = await parts.__anext__()  # the first part, long before the last rows are computed
         assert torch.equal(first, rows(0, 4) * 2) and len(rec.chunks) < 25
@@ -314,7 +314,7 @@ def test_concurrent_single_rows_equal_one_batch(tiny_repo: Path) -> None:
     single, whole = _with_lifespan(app, go)
     rows = np.array([r.json()["images"][0] for r in single])
     np.testing.assert_allclose(rows, np.array(whole[0].json()["images"]), atol=1e-5)
-    hist = app.state.vae.metrics.batch_rows.labels("vae-z4", "decode")
+    hist = app.state.engine.metrics.batch_rows.labels("vae-z4", "decode")
     assert hist._sum.get() == 96  # every row went through a batch exactly once
 
 

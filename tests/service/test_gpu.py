@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from model import ModelSpec, build, script
-from service.gpu import Captured, GraphCache, buckets, pipelined, split_rows
-from service.runtime import compute
+from service.engine.gpu import Captured, GraphCache, buckets, pipelined, split_rows
+from service.engine.runtime import compute
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_pipelined_parts_give_the_whole_batch_in_order(modules: dict[str, Any]) 
 
 
 def test_streams_and_graphs_stay_off_on_a_cpu() -> None:
-    from service.runtime import Runtime
+    from service.engine.runtime import Runtime
 
     rt = Runtime(torch.device("cpu"), cuda_streams=2, cuda_graphs=True)
     assert rt.streams == [] and rt.graphs is None

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from service.loader import Checkpoint, CheckpointError, load_checkpoint, scan
-from service.runtime import Runtime
+from service.engine.repository import Checkpoint, CheckpointError, load_checkpoint, scan
+from service.engine.runtime import Runtime
 
 
 def copy_with_meta(src: Path, dst: Path, edit) -> Path:
@@ -117,7 +117,7 @@ def test_oom_splits_the_batch(tiny_repo: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_host_staging_reuses_its_buffer_and_grows_it() -> None:
-    from service.runtime import HostStaging
+    from service.engine.runtime import HostStaging
 
     staging = HostStaging(pin=False)  # pinned on CUDA; the reuse logic is the same
     a = staging.stage(torch.arange(6.0).reshape(3, 2))

@@ -93,7 +93,7 @@ def test_checkpoint_without_a_prior_samples_the_standard_normal(client: TestClie
 
 
 def test_shipped_checkpoints_from_before_the_prior_still_load() -> None:
-    from service.loader import load_checkpoint
+    from service.engine.repository import load_checkpoint
 
     old = load_checkpoint(Path(__file__).resolve().parents[2] / "models" / "vae-z2" / "1" / "model.ts")
     assert "prior" not in old.meta and not old.has_prior and old.generative

@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from tests.service.conftest import make_settings
 
+ADMIN = "admin-key-for-tests-0123"
+
 
 def install(src: Path, dst: Path) -> None:
     """Write-then-rename, as the exporter does: readers never see a half-written model.ts."""
@@ -24,7 +26,7 @@ def install(src: Path, dst: Path) -> None:
 def test_new_version_served_without_failures(tiny_repo: Path, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(tiny_repo, repo)
-    with TestClient(create_app(make_settings(repo))) as c:
+    with TestClient(create_app(make_settings(repo, model_control=True, admin_key=ADMIN))) as c:
         assert c.post("/decode", json={"z": [[0.0] * 4]}).json()["version"] == 2
         codes: list[int] = []
         stop = threading.Event()
@@ -37,7 +39,7 @@ def test_new_version_served_without_failures(tiny_repo: Path, tmp_path: Path) ->
         for t in threads:
             t.start()
         install(tiny_repo / "vae-z4" / "1" / "model.ts", repo / "vae-z4" / "3" / "model.ts")
-        report = c.post("/admin/reload").json()
+        report = c.post("/admin/reload", headers={"x-admin-key": ADMIN}).json()
         stop.set()
         for t in threads:
             t.join()
@@ -48,7 +50,7 @@ def test_new_version_served_without_failures(tiny_repo: Path, tmp_path: Path) ->
         bad = repo / "vae-z4" / "4" / "model.ts"
         bad.parent.mkdir()
         bad.write_bytes(b"corrupt")
-        report = c.post("/admin/reload").json()
+        report = c.post("/admin/reload", headers={"x-admin-key": ADMIN}).json()
         assert len(report["refused"]) == 1 and "vae-z4/4" in report["refused"][0]
         assert c.post("/decode", json={"z": [[0.0] * 4]}).json()["version"] == 3
         assert "vaeserve_model_load_failures_total 1.0" in c.get("/metrics").text
@@ -71,10 +73,10 @@ def test_reload_that_brings_the_default_model_makes_the_server_ready(tiny_repo: 
     repo = tmp_path / "repo"
     shutil.copytree(tiny_repo, repo)
     shutil.rmtree(repo / "vae-z4")
-    with TestClient(create_app(make_settings(repo))) as c:
+    with TestClient(create_app(make_settings(repo, model_control=True, admin_key=ADMIN))) as c:
         assert c.get("/readyz").status_code == 503 and c.get("/v2/health/ready").status_code == 503
         assert c.post("/sample", json={"n": 1}).status_code == 503
         install(tiny_repo / "vae-z4" / "1" / "model.ts", repo / "vae-z4" / "1" / "model.ts")
-        assert c.post("/admin/reload").json()["added"] == ["vae-z4/1"]
+        assert c.post("/admin/reload", headers={"x-admin-key": ADMIN}).json()["added"] == ["vae-z4/1"]
         assert c.get("/readyz").status_code == 200 and c.get("/v2/health/ready").status_code == 200
         assert c.post("/sample", json={"n": 1}).status_code == 200

@@ -225,7 +225,7 @@ def test_v2_conditional_encoder_and_decoder_take_labels(client: TestClient, tiny
         mu, _ = ts(tiny_repo, "cvae-z4").encode(torch.from_numpy(x), torch.tensor([4, 9]))
     np.testing.assert_allclose(r.json()["outputs"][0]["data"], mu.flatten().numpy(), atol=1e-5)
     missing = client.post("/v2/models/cvae-z4-encoder/infer", json={"inputs": [xin]})
-    assert missing.status_code == 422 and "needs input 'labels'" in missing.json()["error"]
+    assert missing.status_code == 422 and "is conditional: send input labels" in missing.json()["error"]
     one = {"name": "x", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": x[0].flatten().tolist()}
     extra = client.post("/v2/models/vae-z4-encoder/infer",
                         json={"inputs": [one, {**lab, "shape": [1], "data": [1]}]})
@@ -252,7 +252,7 @@ def test_every_inference_request_passes_one_admission(tiny_repo: Path) -> None:
     from tests.service.conftest import make_settings
 
     with TC(create_app(make_settings(tiny_repo, max_inflight=4))) as c:
-        adm = c.app.state.vae.admission
+        adm = c.app.state.engine.admission
         v2 = {"inputs": [{"name": "z", "shape": [1, 4], "datatype": "FP32", "data": [0.0] * 4}]}
         for _ in range(3):
             assert c.post("/decode", json={"z": [[0.0] * 4]}).status_code == 200
@@ -276,7 +276,7 @@ def test_interpolate_has_one_deadline_for_both_steps(tiny_repo: Path) -> None:
     from tests.service.conftest import make_settings
 
     with TC(create_app(make_settings(tiny_repo, request_timeout_s=1.0))) as c:
-        runtime = c.app.state.vae.runtime
+        runtime = c.app.state.engine.runtime
         real = runtime.run
 
         def slow(*args: object) -> torch.Tensor:
@@ -300,7 +300,7 @@ def test_table_routes_answer_405_as_json_and_are_labelled_by_template(client: Te
 
 
 def test_openapi_has_every_table_row_with_its_bodies(client: TestClient) -> None:
-    from service.routes.table import ENDPOINTS
+    from service.http.table import ENDPOINTS
 
     spec = client.get("/openapi.json").json()
     for e in ENDPOINTS:
@@ -344,7 +344,7 @@ def test_large_npy_samples_are_streamed_with_the_same_bytes(tiny_repo: Path) -> 
     with TC(create_app(make_settings(tiny_repo, max_batch_rows=8, stream_min_rows=16))) as c:  # streamed
         streamed = c.post("/sample", json=body, headers=npy)
         streamed8 = c.post("/sample", json={**body, "dtype": "uint8"}, headers=npy)
-        assert c.app.state.vae.admission.inflight == 0  # the kept ticket was released at the end of the stream
+        assert c.app.state.engine.admission.inflight == 0  # the kept ticket was released at the end of the stream
     assert streamed.status_code == 200 and streamed.headers["x-seed"] == "9"
     assert int(streamed.headers["content-length"]) == len(streamed.content)
     a, b = np.load(io.BytesIO(whole.content)), np.load(io.BytesIO(streamed.content))
@@ -365,7 +365,7 @@ def test_a_stream_longer_than_the_body_timeout_is_not_cut(tiny_repo: Path) -> No
 
     settings = make_settings(tiny_repo, max_batch_rows=8, stream_min_rows=16, body_timeout_s=0.3)
     with TC(create_app(settings)) as c:
-        runtime = c.app.state.vae.runtime
+        runtime = c.app.state.engine.runtime
         real = runtime.run
 
         def slow(*args: object) -> torch.Tensor:
@@ -378,8 +378,8 @@ def test_a_stream_longer_than_the_body_timeout_is_not_cut(tiny_repo: Path) -> No
 
 
 def test_uint8_made_by_the_forward_equals_numpy_rounding() -> None:
-    from service.respond import to_uint8 as np_u8
-    from service.runtime import to_uint8 as torch_u8
+    from service.engine.runtime import to_uint8 as torch_u8
+    from service.http.respond import to_uint8 as np_u8
 
     x = torch.rand(64, 28, 28)
     x[0, 0, :5] = torch.tensor([0.0, 1.0, -0.5, 1.5, 0.5 / 255])  # ends, out of range, a tie (0.5 -> 0)

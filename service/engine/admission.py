@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from types import TracebackType
 
-from service.domain import Overloaded
+from service.engine.domain import Overloaded
 
 
 class Admission:
@@ -32,16 +32,23 @@ class Admission:
 class Ticket:
     """One request's place in the server: released exactly once, however the request ends."""
 
-    __slots__ = ("admission", "deadline", "priority", "_arriving", "_held", "_kept")
+    __slots__ = ("admission", "deadline", "timeout_s", "priority", "_arriving", "_held", "_kept")
 
     def __init__(self, admission: Admission) -> None:
         self.admission = admission
+        self.timeout_s = admission.timeout_s
         self.deadline = time.monotonic() + admission.timeout_s  # one deadline for every step of the request
         self.priority = 0  # 1 = high, 0 = default, larger = lower (Triton's levels); set from the request
         admission.inflight += 1
         admission.arriving += 1
         self._arriving = self._held = True
         self._kept = False
+
+    def within(self, seconds: float | None) -> None:
+        """The client's own deadline (a gRPC call's), when it is sooner than the server's."""
+        if seconds is not None and seconds < self.timeout_s:
+            self.timeout_s = max(0.0, seconds)
+            self.deadline = time.monotonic() + self.timeout_s
 
     def queued(self) -> None:
         """Its rows are in a batcher now: no longer a reason for a batch to wait."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from service.domain import DeadlineExceeded
+from service.engine.domain import DeadlineExceeded
 
 
 class QueueFull(Exception):

@@ -1,4 +1,4 @@
-"""Model listing, health, readiness and metrics."""
+"""Model listing, health, readiness, metrics and the guarded reload."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from service.errors import json_error
-from service.loader import Checkpoint
-from service.respond import json_response
-from service.schemas import ErrorResponse
-from service.state import AppState
+from service.engine.engine import Engine
+from service.engine.repository import Checkpoint
+from service.http.admin import guard
+from service.http.errors import json_error
+from service.http.respond import json_response
+from service.http.schemas import ErrorResponse
 
 router = APIRouter()
 
@@ -23,9 +24,9 @@ def summary(ckpt: Checkpoint) -> dict[str, Any]:
             "version": ckpt.version}
 
 
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.vae
-    return state
+def _state(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
 
 
 @router.get("/models")
@@ -46,9 +47,12 @@ async def get_model(name: str, request: Request, version: int | None = None) -> 
                           "versions": sorted(st.models[name])})
 
 
-@router.post("/admin/reload", responses={401: {"model": ErrorResponse}})
+@router.post("/admin/reload", responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
+                                         415: {"model": ErrorResponse}})
 async def reload(request: Request) -> Response:
-    """Load new or changed versions from the repository now; refused files are listed, old ones keep serving."""
+    """Load new or changed versions from the repository now; refused files are listed, old ones keep serving.
+    Needs VAESERVE_MODEL_CONTROL=true and the admin key (X-Admin-Key)."""
+    guard(request)
     return json_response(await _state(request).reload())
 
 

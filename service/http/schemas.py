@@ -1,5 +1,6 @@
-"""Request and response schemas (<Verb>Request / <Verb>Response). Limits here are hard caps for
-the OpenAPI contract; the tighter, configurable limits from settings are checked in the routes."""
+"""Request and response schemas of the REST door (<Verb>Request / <Verb>Response). Per-field bounds come from the
+engine's rules (service/engine/rules.py), which every door applies; limits here are hard caps for the OpenAPI
+contract, and the tighter, configurable limits from settings are checked by the rules."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Z_BOUND = 1e3  # latent coordinates beyond +-1000 are refused: far outside any prior's support
+from service.engine.rules import PIXEL_MAX, PIXEL_MIN, PRIORITY_MAX, Z_BOUND
+
 HARD_MAX_ROWS = 10000
 PNG_MAX_CHARS = 65536  # base64 of a 28x28 PNG is well under 4 KiB; this bounds hostile input
 
-Pixel = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Pixel = Annotated[float, Field(ge=PIXEL_MIN, le=PIXEL_MAX, allow_inf_nan=False)]
 PixelRow = Annotated[list[Pixel], Field(min_length=28, max_length=28)]
 Pixels = Annotated[list[PixelRow], Field(min_length=28, max_length=28, description="28x28 floats in [0,1]")]
 Coord = Annotated[float, Field(ge=-Z_BOUND, le=Z_BOUND, allow_inf_nan=False)]
@@ -55,7 +57,7 @@ class Routed(Strict):
     model: ModelName | None = Field(None, description="model name; default: the server's default model")
     version: Annotated[int, Field(strict=True, ge=1)] | None = Field(
         None, description="pin a version; default: the newest")
-    priority: Annotated[int, Field(strict=True, ge=0, le=1000)] = Field(
+    priority: Annotated[int, Field(strict=True, ge=0, le=PRIORITY_MAX)] = Field(
         0, description="1 = high, 0 = default, larger = lower (Triton's levels); higher levels are served "
                        "first, and every 4th chunk ignores levels, so no request starves")
 

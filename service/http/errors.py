@@ -1,6 +1,6 @@
 """The one module that turns the service's errors into HTTP answers: {"error": ..., "detail": ...}.
 
-Domain errors (service/domain.py) map by class; FastAPI's own validation and HTTP exceptions (the
+Domain errors (service/engine/domain.py) map by class; FastAPI's own validation and HTTP exceptions (the
 non-inference routes) are rewritten into the same body shape, so every error a client sees says what
 was wrong, and the Open Inference Protocol's `{"error": "..."}` is met by the same body.
 """
@@ -15,19 +15,22 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from service.domain import (
+from service.engine.domain import (
     BodyRefused,
     DeadlineExceeded,
+    Forbidden,
     InvalidInput,
     NotReady,
     Retryable,
     ServiceError,
     Unauthorized,
     UnknownModel,
+    UnsupportedMediaType,
 )
 
 STATUS: list[tuple[type[ServiceError], int]] = [  # first match wins
-    (InvalidInput, 422), (UnknownModel, 404), (Unauthorized, 401), (DeadlineExceeded, 504),
+    (InvalidInput, 422), (UnknownModel, 404), (Unauthorized, 401), (Forbidden, 403), (DeadlineExceeded, 504),
+    (UnsupportedMediaType, 415),
 ]
 
 

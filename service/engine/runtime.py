@@ -16,14 +16,12 @@ from typing import Any
 
 import torch
 
-from service.gpu import GraphCache, pipelined
-from service.loader import Checkpoint
+from service.engine.gpu import GraphCache, pipelined
+from service.engine.ops import Op
+from service.engine.repository import Checkpoint
 
 log = logging.getLogger(__name__)
 
-# decode_u8: pixels as uint8 0..255, made on the device; prior: a learned prior's latents for N(0, I) noise;
-# sample(_u8): decode(prior(noise)) in one forward, for answers that carry images only (no z)
-OPS = ("encode", "decode", "decode_u8", "reconstruct", "prior", "sample", "sample_u8")
 # fp32 keeps the < 1e-4 contract; bf16 (CPU or GPU) and fp16 (GPU) trade ~1e-2 of a pixel for speed
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PIPELINE_MIN_ROWS = 128  # rows per stream at least: smaller parts gain less overlap than they cost in launches
@@ -37,23 +35,23 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32, copy=True).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
 
 
-def compute(module: Any, op: str, xd: torch.Tensor, lab: torch.Tensor | None) -> torch.Tensor:
+def compute(module: Any, op: Op, xd: torch.Tensor, lab: torch.Tensor | None) -> torch.Tensor:
     """The forward of one operation on device tensors (the one dispatch every path of _forward uses)."""
-    if op == "encode":
+    if op == Op.ENCODE:
         mu, logvar = module.encode(xd, lab)
         return torch.cat([mu, logvar], dim=1)  # (B, 2m): one tensor splits cleanly by row
-    if op == "decode":
+    if op == Op.DECODE:
         return module.decode(xd, lab)[:, 0]  # (B, 28, 28)
-    if op == "decode_u8":  # converted where the pixels are: 4x less to copy off a GPU
+    if op == Op.DECODE_U8:  # converted where the pixels are: 4x less to copy off a GPU
         return to_uint8(module.decode(xd, lab)[:, 0])
-    if op == "reconstruct":
+    if op == Op.RECONSTRUCT:
         mu, _ = module.encode(xd, lab)
         return module.decode(mu, lab)[:, 0]
-    if op == "prior":
+    if op == Op.PRIOR:
         return module.prior(xd)  # (B, m)
-    if op in ("sample", "sample_u8"):
+    if op in (Op.SAMPLE, Op.SAMPLE_U8):
         out = module.decode(module.prior(xd), lab)[:, 0]
-        return to_uint8(out) if op == "sample_u8" else out
+        return to_uint8(out) if op == Op.SAMPLE_U8 else out
     raise ValueError(f"unknown operation {op!r}")
 
 
@@ -116,7 +114,7 @@ class Runtime:
         torch.set_num_threads(threads)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torch-worker")
         self.modules: dict[tuple[str, int], Any] = {}
-        self.row_cost: dict[tuple[str, int, str], float] = {}  # seconds of forward per row, measured at load
+        self.row_cost: dict[tuple[str, int, Op], float] = {}  # seconds of forward per row, measured at load
         self.oom_splits = 0
 
     def place(self, ckpt: Checkpoint) -> None:
@@ -131,8 +129,8 @@ class Runtime:
             labels = torch.zeros(8, dtype=torch.long) if ckpt.num_classes else None
             for rows in (1, 8):
                 lab = None if labels is None else labels[:rows]
-                self.run(ckpt, "reconstruct", torch.zeros(rows, 1, 28, 28), lab)
-                self.run(ckpt, "decode", torch.zeros(rows, ckpt.latent_dim), lab)
+                self.run(ckpt, Op.RECONSTRUCT, torch.zeros(rows, 1, 28, 28), lab)
+                self.run(ckpt, Op.DECODE, torch.zeros(rows, ckpt.latent_dim), lab)
         self.calibrate(ckpt)
 
     def calibrate(self, ckpt: Checkpoint) -> None:
@@ -141,9 +139,9 @@ class Runtime:
         n = CALIBRATION_ROWS
         labels = torch.zeros(n, dtype=torch.long) if ckpt.num_classes else None
         image, latent = torch.rand(n, 1, 28, 28), torch.randn(n, ckpt.latent_dim)
-        ops = [("encode", image), ("decode", latent), ("reconstruct", image)]
+        ops = [(Op.ENCODE, image), (Op.DECODE, latent), (Op.RECONSTRUCT, image)]
         if ckpt.has_prior:
-            ops += [("prior", latent), ("sample", latent)]
+            ops += [(Op.PRIOR, latent), (Op.SAMPLE, latent)]
         for op, x in ops:
             self.run(ckpt, op, x, labels)
             t0 = time.perf_counter()
@@ -155,7 +153,7 @@ class Runtime:
     def _to_device(self, t: torch.Tensor, float_input: bool) -> torch.Tensor:
         return self._copy_to_device(self.staging.stage(t) if self.device.type != "cpu" else t, float_input)
 
-    def run(self, ckpt: Checkpoint, op: str, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    def run(self, ckpt: Checkpoint, op: Op, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """The forward of one operation on a batch; returns float32 CPU rows aligned with x."""
         try:
             return self._forward(ckpt, op, x, labels)
@@ -171,7 +169,7 @@ class Runtime:
             hi = self.run(ckpt, op, x[half:], None if labels is None else labels[half:])
             return torch.cat([lo, hi])
 
-    def _forward(self, ckpt: Checkpoint, op: str, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    def _forward(self, ckpt: Checkpoint, op: Op, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         key = (ckpt.name, ckpt.version)
         module = self.modules[key]
         with torch.inference_mode():

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from service.engine.ops import Op
+
 log = logging.getLogger(__name__)
 Compute = Callable[[Any, str, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
@@ -52,7 +54,7 @@ class Captured:
     replay: Callable[[], None]
 
 
-def capture_cuda_graph(module: Any, op: str, x: torch.Tensor, labels: torch.Tensor | None,
+def capture_cuda_graph(module: Any, op: Op, x: torch.Tensor, labels: torch.Tensor | None,
                        compute: Compute) -> Captured:
     """Record compute(module, op, x, labels) as a CUDA graph over the static tensors x and labels (on the device)."""
     side = torch.cuda.Stream()
@@ -78,7 +80,7 @@ class GraphCache:
     def bucket(self, rows: int) -> int | None:
         return next((b for b in self.sizes if b >= rows), None)
 
-    def run(self, key: Any, module: Any, op: str, x: torch.Tensor, labels: torch.Tensor | None,
+    def run(self, key: Any, module: Any, op: Op, x: torch.Tensor, labels: torch.Tensor | None,
             compute: Compute) -> torch.Tensor | None:
         """compute's rows for x (already on the device) through a graph; None when x is larger than every bucket."""
         size = self.bucket(len(x))
@@ -103,7 +105,7 @@ class GraphCache:
         return g.out[: len(x)].clone()  # the next replay overwrites g.out
 
 
-def pipelined(module: Any, op: str, x: torch.Tensor, labels: torch.Tensor | None, streams: list[Any],
+def pipelined(module: Any, op: Op, x: torch.Tensor, labels: torch.Tensor | None, streams: list[Any],
               min_rows: int, to_device: Callable[[torch.Tensor, bool], torch.Tensor], compute: Compute,
               stream_context: Callable[[Any], Any], sync: Callable[[Any], None], pin: bool) -> torch.Tensor:
     """compute over x in one part per stream, each part's copies and forward queued on its own stream; returns the

@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from service.images import array_to_png, npy_header
-from service.runtime import to_uint8 as tensor_to_uint8
+from service.engine.runtime import to_uint8 as tensor_to_uint8
+from service.http.images import array_to_png, npy_header
 
 NPY = "application/x-npy"
 NPZ = "application/x-npz"

@@ -6,11 +6,13 @@ This one table drives
   admission  every row's handler runs inside one admission step: ready check, in-flight cap, one deadline;
   OpenAPI    the bodies and answers of these paths in /openapi.json;
   metrics    the route label is the row's path template (read from the matched route by RequestContext).
-Adding an endpoint: write `async def handler(request, state, ticket) -> Response` and add a row here.
+Adding an endpoint: write `async def handler(request, engine, ticket) -> Response` (service/http/rest.py) and add
+a row here.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,14 +23,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.admission import Ticket
-from service.domain import ServiceError
-from service.errors import error_response, json_error
-from service.oip import InferRequest, InferResponse
-from service.routes import infer, v2
-from service.schemas import (
+from service.engine.admission import Ticket
+from service.engine.domain import ServiceError
+from service.engine.engine import Engine
+from service.http import rest, v2
+from service.http.errors import error_response, json_error
+from service.http.middleware import GONE
+from service.http.oip_codec import InferRequest, InferResponse
+from service.http.schemas import (
     DecodeRequest,
     EncodeRequest,
     EncodeResponse,
@@ -41,9 +45,8 @@ from service.schemas import (
     SampleRequest,
     SampleResponse,
 )
-from service.state import AppState
 
-Handler = Callable[[Request, AppState, Ticket], Awaitable[Response]]
+Handler = Callable[[Request, Engine, Ticket], Awaitable[Response]]
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
@@ -58,12 +61,12 @@ class Endpoint:
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("/encode", infer.encode, EncodeRequest, EncodeResponse, ("application/x-npy",)),
-    Endpoint("/decode", infer.decode, DecodeRequest, ImagesResponse, ("application/x-npy", "application/x-npz")),
-    Endpoint("/sample", infer.sample, SampleRequest, SampleResponse, ("application/x-npy", "application/x-npz")),
-    Endpoint("/interpolate", infer.interpolate, InterpolateRequest, InterpolateResponse,
+    Endpoint("/encode", rest.encode, EncodeRequest, EncodeResponse, ("application/x-npy",)),
+    Endpoint("/decode", rest.decode, DecodeRequest, ImagesResponse, ("application/x-npy", "application/x-npz")),
+    Endpoint("/sample", rest.sample, SampleRequest, SampleResponse, ("application/x-npy", "application/x-npz")),
+    Endpoint("/interpolate", rest.interpolate, InterpolateRequest, InterpolateResponse,
              ("application/x-npy", "application/x-npz")),
-    Endpoint("/reconstruct", infer.reconstruct, ReconstructRequest, ReconstructResponse,
+    Endpoint("/reconstruct", rest.reconstruct, ReconstructRequest, ReconstructResponse,
              ("application/x-npy", "application/x-npz")),
     Endpoint("/v2/models/{model}/infer", v2.infer, InferRequest, InferResponse, ("application/octet-stream",),
              "open inference protocol"),
@@ -72,29 +75,83 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
+DISCONNECT_WATCH_S = 0.02  # a request still running after this long starts watching for its client leaving
+
+
 class Admitted:
     """The ASGI app of one row: ready check and admission around the handler, then the answer.
 
     A plain ASGI app rather than a Starlette function endpoint: domain errors are answered here by
     errors.error_response (the same mapping the app's exception handlers use), so the hottest routes skip
     the per-request exception-wrapping machinery; anything else propagates to the app's handlers (500).
+
+    Cancellation: a request still running after DISCONNECT_WATCH_S, its body read, starts a watcher on the
+    connection; when the client goes away the handler's task is cancelled, which takes its rows out of the
+    engine's queue at once (and stops a running job within one chunk). Answers that come sooner never pay for
+    the watcher: a timer handle, cancelled, is all they cost.
     """
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        state: AppState = scope["app"].state.vae
+        engine: Engine = scope["app"].state.engine
+        cancel = _CancelOnDisconnect(scope, receive)
+        request = Request(scope, cancel.receive)
         try:
-            state.check_ready()
-            with state.admission.admit() as ticket:
-                response = await self.handler(request, state, ticket)
+            engine.check_ready()
+            with engine.admission.admit() as ticket:
+                response = await self.handler(request, engine, ticket)
         except ServiceError as exc:
             response = error_response(exc)
         except ClientDisconnect:  # nobody left to answer
+            scope[GONE] = True
             return
+        except asyncio.CancelledError:
+            if not cancel.gone:
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]  # ours, not the server's: we end here
+            return
+        finally:
+            cancel.stop()
         await response(scope, receive, send)
+
+
+class _CancelOnDisconnect:
+    """Watches one request's connection once its body is in, and cancels the handler's task if the client leaves."""
+
+    __slots__ = ("scope", "_receive", "body_done", "gone", "task", "timer", "watcher")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope, self._receive = scope, receive
+        self.body_done = self.gone = False
+        self.task = asyncio.current_task()
+        self.watcher: asyncio.Task[None] | None = None
+        self.timer = asyncio.get_running_loop().call_later(DISCONNECT_WATCH_S, self._start)
+
+    async def receive(self) -> Message:
+        msg = await self._receive()
+        if msg["type"] != "http.request" or not msg.get("more_body", False):
+            self.body_done = True
+        return msg
+
+    def _start(self) -> None:
+        if not self.body_done:  # the handler is still reading the body: only one receive() at a time
+            self.timer = asyncio.get_running_loop().call_later(DISCONNECT_WATCH_S, self._start)
+            return
+        self.watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        msg = await self._receive()  # after the body, the next message is the client leaving
+        if msg["type"] == "http.disconnect" and self.task is not None:
+            self.gone = True
+            self.scope[GONE] = True
+            self.task.cancel()
+
+    def stop(self) -> None:
+        self.timer.cancel()
+        if self.watcher is not None:
+            self.watcher.cancel()
 
 
 def routes() -> list[BaseRoute]:

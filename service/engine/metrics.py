@@ -9,7 +9,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("vaeserve_requests_total", "HTTP requests by route and status",
+        self.requests = Counter("vaeserve_requests_total",
+                                "requests by route and status (499: the client went away first)",
                                 ["route", "status"], registry=r)
         self.latency = Histogram("vaeserve_request_seconds", "request latency by route", ["route"], registry=r,
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
@@ -19,6 +20,9 @@ class Metrics:
         self.queue_wait = Histogram("vaeserve_queue_wait_seconds", "from submit to a request's first rows in a "
                                     "chunk, by priority level (1 high, 2 default, 3+ low)", ["model", "priority"],
                                     registry=r, buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+        self.rows_computed = Counter("vaeserve_rows_computed_total", "rows through a forward pass, by model and "
+                                     "operation: work that stops when its requests are cancelled",
+                                     ["model", "op"], registry=r)
         self.queue_rows = Gauge("vaeserve_queue_rows", "rows waiting, all batchers", registry=r)
         self.inflight = Gauge("vaeserve_inflight_requests", "requests being served", registry=r)
         self.rejections = Counter("vaeserve_rejections_total", "requests refused by reason", ["reason"], registry=r)

@@ -16,14 +16,17 @@ import os
 import time
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.domain import BodyRefused, Unauthorized
-from service.errors import error_response
-from service.state import AppState
+from service.engine.domain import BodyRefused, Unauthorized
+from service.engine.engine import Engine
+from service.http.errors import error_response
 
 log = logging.getLogger("vaeserve.access")
 
+GONE = "vaeserve.client_gone"  # set in the scope when the client left before its answer: counted as 499
+CLIENT_CLOSED = 499  # nginx's "client closed request": the work stopped, nothing was delivered
 OPEN = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready", "/"}
 OPEN_PREFIX = "/explorer/"  # the explorer's static files; the calls the page makes still need the key
 
@@ -45,7 +48,7 @@ def route_label(scope: Scope) -> str:
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, state: AppState) -> None:
+    def __init__(self, app: ASGIApp, state: Engine) -> None:
         self.app, self.state = app, state
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}  # labelled metrics, looked up once
 
@@ -69,22 +72,35 @@ class RequestContext:
         rid = rid or next_request_id()
         status = 500
         state = self.state
+        complete = False  # the whole answer was handed to the server
 
         async def send_with_context(msg: Message) -> None:
-            nonlocal status
+            nonlocal status, complete
             if msg["type"] == "http.response.start":
                 status = msg["status"]
                 headers = [*msg.get("headers", ()), (b"x-request-id", rid)]
                 if state.draining:  # every answer while draining tells the client to reconnect elsewhere
                     headers.append((b"connection", b"close"))
                 msg = {**msg, "headers": headers}
+            elif msg["type"] == "http.response.body" and not msg.get("more_body", False):
+                complete = True
             await send(msg)
+
+        async def receive_watching() -> Message:
+            msg = await receive()
+            if msg["type"] == "http.disconnect" and not complete:  # gone before its answer (a stream cut short)
+                scope[GONE] = True
+            return msg
 
         t0 = time.perf_counter()
         state.last_request_at = time.monotonic()
         try:
-            await self.app(scope, receive, send_with_context)
+            await self.app(scope, receive_watching, send_with_context)
+        except (OSError, ClientDisconnect):  # could not send: the client has gone (uvicorn's ClientDisconnected)
+            scope[GONE] = True
         finally:
+            if scope.get(GONE) and not complete:
+                status = CLIENT_CLOSED
             elapsed = time.perf_counter() - t0
             self._observe(route_label(scope), status, elapsed)
             if status >= 400 or log.isEnabledFor(logging.DEBUG):
@@ -93,7 +109,7 @@ class RequestContext:
 
 
 class ApiKeyAuth:
-    def __init__(self, app: ASGIApp, state: AppState) -> None:
+    def __init__(self, app: ASGIApp, state: Engine) -> None:
         self.app, self.state = app, state
         self.key = (state.settings.api_key or "").encode()
 
@@ -110,7 +126,7 @@ class ApiKeyAuth:
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, state: AppState) -> None:
+    def __init__(self, app: ASGIApp, state: Engine) -> None:
         self.app, self.state = app, state
         self.watch = BodyWatch(state.settings.body_timeout_s)
 

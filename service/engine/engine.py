@@ -1,4 +1,14 @@
-"""What the app holds while it runs: the loaded repository, the runtime, one batcher per (model, op)."""
+"""The engine: one object that serves the model repository, whatever door a request came through.
+
+It holds the loaded checkpoints (load, reload, load/unload one model, resolve a name and version), the admission
+step, one batcher per (model, version, operation), the runtime that runs torch, and the metrics. It knows no web or
+RPC framework: doors (service/http, service/rpc) decode a request into typed rows (service/engine/rules.py), call
+`run` or `stream`, and encode the answer; errors are the domain's (service/engine/domain.py).
+
+A request that is cancelled (its client hung up, its gRPC call was cancelled or passed its deadline) leaves the
+queue at once: the door cancels the task awaiting `run`, the batcher retires the job, and a job already computing
+stops within the chunk in flight. `rows_computed` counts the work, so anyone can see it stop.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +19,31 @@ from pathlib import Path
 
 import torch
 
-from service.admission import Admission, Ticket
-from service.batcher import Batcher, QueueFull
-from service.domain import DeadlineExceeded, NotReady, Overloaded, UnknownModel
-from service.loader import Checkpoint, scan
-from service.metrics import Metrics
-from service.runtime import Runtime, pick_device
+from service.engine.admission import Admission, Ticket
+from service.engine.batcher import Batcher, QueueFull
+from service.engine.domain import DeadlineExceeded, InvalidInput, NotReady, Overloaded, UnknownModel
+from service.engine.metrics import Metrics
+from service.engine.ops import Op, Rows
+from service.engine.repository import Checkpoint, scan
+from service.engine.runtime import Runtime, pick_device
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
+Models = dict[str, dict[int, Checkpoint]]
 
-class AppState:
+
+class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
         precision = "fp16" if settings.half_precision else settings.precision
         self.runtime = Runtime(pick_device(settings.device), precision, settings.torch_threads, settings.channels_last,
                                settings.cuda_streams, settings.cuda_graphs)
-        self.models: dict[str, dict[int, Checkpoint]] = {}
+        self.models: Models = {}
+        self.unloaded: set[str] = set()  # names an operator unloaded: reloads and the watcher leave them out
         self.load_errors: list[str] = []
-        self.batchers: dict[tuple[str, int, str], Batcher] = {}
+        self.batchers: dict[tuple[str, int, Op], Batcher] = {}
         self.ready = False
         self.draining = False
         self.last_request_at = 0.0  # time.monotonic() of the newest request: the drain waits for quiet
@@ -48,15 +62,29 @@ class AppState:
         self.models, self.load_errors = models, errors
         self.metrics.load_failures.inc(len(errors))
         self._update_readiness()
-        log.info("loaded %d models on %s: %s", len(models), self.runtime.device, ", ".join(sorted(models)))
+        if models:
+            log.info("loaded %d models on %s: %s", len(models), self.runtime.device, ", ".join(sorted(models)))
+        else:
+            log.warning("no models loaded from %s: %s", repository.resolve(), "; ".join(self.load_errors))
 
-    async def reload(self) -> dict[str, object]:
-        """Pick up new or changed versions without a restart. Loading runs off the event loop; the
-        swap is one assignment, so requests in flight finish on the version they started with. A bad
-        file is refused (logged, counted) and whatever served before keeps serving."""
+    async def reload(self, only: str | None = None) -> dict[str, object]:
+        """Pick up new or changed versions without a restart (all models, or `only` one, which is then served
+        again if it was unloaded). Loading runs off the event loop; the swap is one assignment, so requests in
+        flight finish on the version they started with. A bad file is refused (logged, counted) and whatever
+        served before keeps serving."""
         async with self._reload_lock:
+            if only is not None:
+                self.unloaded.discard(only)
             current = self.models
             models, errors = await asyncio.to_thread(scan, self.settings.model_repository, current)
+            if only is not None:  # the others stay exactly as they are
+                if only not in models:
+                    self.load_errors = errors
+                    why = "; ".join(e for e in errors if f"/{only}/" in e) or "no such model in the repository"
+                    raise UnknownModel(f"cannot load {only!r}: {why}",
+                                       {"repository": str(self.settings.model_repository)})
+                models = {**{n: v for n, v in current.items() if n != only}, only: models[only]}
+            models = {n: v for n, v in models.items() if n not in self.unloaded}
             added = [(c.name, c.version) for v in models.values() for c in v.values()
                      if current.get(c.name, {}).get(c.version) is not c]
             for name, version in added:
@@ -64,7 +92,7 @@ class AppState:
             # a refused file never removes what already served: keep old versions whose file broke
             for name, versions in current.items():
                 for version, ckpt in versions.items():
-                    if version not in models.get(name, {}) and ckpt.path.exists():
+                    if version not in models.get(name, {}) and ckpt.path.exists() and name not in self.unloaded:
                         models.setdefault(name, {})[version] = ckpt
             self.models = models
             self.metrics.load_failures.inc(len(errors))
@@ -74,6 +102,28 @@ class AppState:
                 log.info("serving %s version %d", name, version)
             return {"added": [f"{n}/{v}" for n, v in added], "refused": errors,
                     "models": {n: sorted(v) for n, v in sorted(models.items())}}
+
+    async def unload(self, name: str) -> dict[str, object]:
+        """Stop serving a model (every version) until it is loaded again; requests in flight finish."""
+        async with self._reload_lock:
+            if name == self.settings.default_model:
+                raise InvalidInput(f"{name!r} is the default model and cannot be unloaded; set "
+                                   "VAESERVE_DEFAULT_MODEL to another model first")
+            if name not in self.models:
+                raise UnknownModel(f"model {name!r} is not loaded", {"loaded": sorted(self.models)})
+            self.unloaded.add(name)
+            self.models = {n: v for n, v in self.models.items() if n != name}
+            for key in [k for k in self.batchers if k[0] == name]:
+                await self.batchers.pop(key).stop()
+            log.info("unloaded %s", name)
+            return {"unloaded": name, "models": {n: sorted(v) for n, v in sorted(self.models.items())}}
+
+    def on_disk(self) -> list[str]:
+        """Model names with at least one version directory in the repository (loaded or not)."""
+        repo = self.settings.model_repository
+        if not repo.is_dir():
+            return []
+        return sorted({p.parent.parent.name for p in repo.glob("*/*/model.ts") if p.parent.name.isdigit()})
 
     def _update_readiness(self) -> None:
         """Ready when the default model is loaded and generative; the reason otherwise joins load_errors."""
@@ -116,43 +166,48 @@ class AppState:
 
     # -- batching ---------------------------------------------------------------------------
 
-    def batcher(self, ckpt: Checkpoint, op: str) -> Batcher:
+    def batcher(self, ckpt: Checkpoint, op: Op) -> Batcher:
         key = (ckpt.name, ckpt.version, op)
         b = self.batchers.get(key)
         if b is None:
             s = self.settings
-            hist = self.metrics.batch_rows.labels(ckpt.name, op)
+            hist = self.metrics.batch_rows.labels(ckpt.name, op.value)
+            computed = self.metrics.rows_computed.labels(ckpt.name, op.value)
+            runtime = self.runtime
 
             def forward(x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-                return self.runtime.run(ckpt, op, x, labels)
+                return runtime.run(ckpt, op, x, labels)
+
+            def on_batch(rows: int) -> None:
+                hist.observe(rows)
+                computed.inc(rows)
 
             wait = self.metrics.queue_wait
 
             def on_wait(level: int, seconds: float) -> None:
                 wait.labels(ckpt.name, str(level)).observe(seconds)
 
-            # decode_u8 (sample_u8) costs what decode (sample) does until its own chunks say otherwise
-            cost = self.runtime.row_cost.get(key) or self.runtime.row_cost.get(
-                (ckpt.name, ckpt.version, op.removesuffix("_u8")), 0.0)
-            b = Batcher(forward, self.runtime.executor, s.max_batch_rows, s.max_delay_ms / 1000, s.queue_rows,
-                        arrivals=lambda: self.admission.arriving, on_batch=hist.observe,
+            # a uint8 op costs what its float32 twin does until its own chunks say otherwise
+            cost = runtime.row_cost.get(key) or runtime.row_cost.get((ckpt.name, ckpt.version, op.float32()), 0.0)
+            admission = self.admission
+            b = Batcher(forward, runtime.executor, s.max_batch_rows, s.max_delay_ms / 1000, s.queue_rows,
+                        arrivals=lambda: admission.arriving, on_batch=on_batch,
                         target_s=s.chunk_target_ms / 1000, row_cost_s=cost, on_wait=on_wait)
             self.batchers[key] = b
         return b
 
-    async def run(self, ckpt: Checkpoint, op: str, x: torch.Tensor, labels: torch.Tensor | None,
-                  ticket: Ticket) -> torch.Tensor:
-        """Rows through the batcher before the ticket's deadline; Overloaded or DeadlineExceeded otherwise."""
-        s = self.settings
+    async def run(self, ckpt: Checkpoint, op: Op, rows: Rows, ticket: Ticket) -> torch.Tensor:
+        """The operation's outputs for every row, before the ticket's deadline; Overloaded or DeadlineExceeded
+        otherwise. Cancelling the awaiting task takes the rows out of the queue at once."""
         batcher = self.batcher(ckpt, op)
         ticket.queued()
         try:
-            return await batcher.submit(x, labels, ticket.deadline, ticket.priority)
+            return await batcher.submit(rows.x, rows.labels, ticket.deadline, ticket.priority)
         except QueueFull as exc:
             raise self._overloaded(exc) from exc
         except DeadlineExceeded as exc:
             self.metrics.rejections.labels("deadline").inc()
-            raise DeadlineExceeded(f"{exc} (deadline {s.request_timeout_s}s per request)") from exc
+            raise DeadlineExceeded(f"{exc} (deadline {ticket.timeout_s:g}s for this request)") from exc
 
     def _overloaded(self, exc: QueueFull) -> Overloaded:
         """A full queue as the domain error (counted): 429 with Retry-After."""
@@ -160,12 +215,11 @@ class AppState:
         retry = self.settings.retry_after_s
         return Overloaded(f"server busy: {exc}; retry after {retry}s", retry)
 
-    def open_stream(self, ckpt: Checkpoint, op: str, x: torch.Tensor, labels: torch.Tensor | None,
-                    ticket: Ticket) -> AsyncIterator[torch.Tensor]:
+    def stream(self, ckpt: Checkpoint, op: Op, rows: Rows, ticket: Ticket) -> AsyncIterator[torch.Tensor]:
         """Rows queued now (Overloaded at once); their outputs as parts, in order, as chunks finish. The ticket
-        is kept and released when the parts are all read or the reader stops."""
+        is kept and released when the parts are all read or the reader stops (which retires the job)."""
         try:
-            parts = self.batcher(ckpt, op).open_stream(x, labels, ticket.deadline, ticket.priority)
+            parts = self.batcher(ckpt, op).open_stream(rows.x, rows.labels, ticket.deadline, ticket.priority)
         except QueueFull as exc:
             raise self._overloaded(exc) from exc
         ticket.queued()
@@ -179,6 +233,7 @@ class AppState:
                 self.metrics.rejections.labels("deadline").inc()
                 raise
             finally:
+                await parts.aclose()  # type: ignore[attr-defined]  # retire the job now, not at garbage collection
                 ticket.release()
 
         return released()

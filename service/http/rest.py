@@ -1,4 +1,4 @@
-"""The five inference endpoints: schema -> tensor -> batcher -> response."""
+"""The REST door's five inference endpoints: schema -> typed rows (the engine's rules) -> engine -> response."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.admission import Ticket
-from service.domain import InvalidInput
-from service.errors import invalid_body
-from service.images import ImageError, png_to_array
-from service.loader import Checkpoint
-from service.respond import json_response, npy_response, npy_stream, respond, wants_npy
-from service.schemas import (
+from service.engine import rules
+from service.engine.admission import Ticket
+from service.engine.domain import InvalidInput
+from service.engine.engine import Engine
+from service.engine.ops import Op, Rows
+from service.engine.repository import Checkpoint
+from service.http.errors import invalid_body
+from service.http.images import ImageError, png_to_array
+from service.http.respond import json_response, npy_response, npy_stream, respond, wants_npy
+from service.http.schemas import (
     DecodeRequest,
     EncodeRequest,
     Image,
@@ -27,7 +30,6 @@ from service.schemas import (
     Routed,
     SampleRequest,
 )
-from service.state import AppState
 
 T = TypeVar("T", bound=Routed)
 
@@ -44,14 +46,9 @@ async def parse(request: Request, model: type[T], ticket: Ticket) -> T:
     return req
 
 
-def check_rows(state: AppState, n: int, what: str) -> None:
-    if n > state.settings.max_rows:
-        raise InvalidInput(f"{n} {what} in one request; at most {state.settings.max_rows} allowed")
-
-
-def images_tensor(images: list[Image], state: AppState) -> torch.Tensor:
-    """(B, 1, 28, 28) float32 from pixel lists and/or base64 PNGs."""
-    check_rows(state, len(images), "images")
+def images_tensor(images: list[Image], engine: Engine) -> torch.Tensor:
+    """(B, 1, 28, 28) float32 from pixel lists and/or base64 PNGs, checked by the engine's rules."""
+    rules.row_count(len(images), engine.settings.max_rows, "images")
     out = np.empty((len(images), 1, 28, 28), dtype=np.float32)
     for i, img in enumerate(images):
         if img.pixels is not None:
@@ -61,33 +58,25 @@ def images_tensor(images: list[Image], state: AppState) -> torch.Tensor:
                 out[i, 0] = png_to_array(img.png or "")
             except ImageError as exc:
                 raise InvalidInput(f"images[{i}]: {exc}") from exc
-    return torch.from_numpy(out)
+    return rules.images(out, engine.settings.max_rows, name="images")
 
 
-def latents_tensor(z: list[list[float]], ckpt: Checkpoint, field: str = "z") -> torch.Tensor:
+def latents_tensor(z: list[list[float]], ckpt: Checkpoint, engine: Engine, field: str = "z") -> torch.Tensor:
     bad = next((i for i, row in enumerate(z) if len(row) != ckpt.latent_dim), None)
     if bad is not None:
         raise InvalidInput(f"{field}[{bad}] has {len(z[bad])} values; model {ckpt.name} takes "
-                            f"latent vectors of exactly {ckpt.latent_dim}")
-    return torch.tensor(z, dtype=torch.float32)
+                           f"latent vectors of exactly {ckpt.latent_dim}")
+    arr = np.asarray(z, dtype=np.float32).reshape(len(z), ckpt.latent_dim)
+    return rules.latents(arr, ckpt.latent_dim, ckpt.name, engine.settings.max_rows, name=field)
 
 
 def labels_tensor(labels: list[int] | None, ckpt: Checkpoint, n: int) -> torch.Tensor | None:
-    if ckpt.num_classes == 0:
-        if labels is not None:
-            raise InvalidInput(f"model {ckpt.name} is not conditional: send no labels")
-        return None
-    if labels is None:
-        raise InvalidInput(f"model {ckpt.name} is conditional: send labels, one class in "
-                            f"0..{ckpt.num_classes - 1} per row")
-    if len(labels) != n:
-        raise InvalidInput(f"{len(labels)} labels for {n} rows; send exactly one label per row")
-    return torch.tensor(labels, dtype=torch.long)
+    return rules.labels(labels, ckpt.num_classes, n, ckpt.name)
 
 
-def decode_op(dtype: str, fmt: str) -> str:
+def decode_op(dtype: str, fmt: str) -> Op:
     """uint8 pixels are made by the forward itself (on the device), except for PNGs, which want floats."""
-    return "decode_u8" if dtype == "uint8" and fmt != "png" else "decode"
+    return Op.DECODE_U8 if dtype == "uint8" and fmt != "png" else Op.DECODE
 
 
 def seeded_normal(seed: int, rows: int, m: int) -> torch.Tensor:
@@ -95,14 +84,14 @@ def seeded_normal(seed: int, rows: int, m: int) -> torch.Tensor:
     return torch.randn(rows, m, generator=torch.Generator().manual_seed(seed))
 
 
-async def encode(request: Request, state: AppState, ticket: Ticket) -> Response:
+async def encode(request: Request, engine: Engine, ticket: Ticket) -> Response:
     """Encode images to the posterior q(z|x): mu and logvar (null for deterministic autoencoders);
     with `sample`, also z = mu + sigma * eps, seeded by `seed`."""
     req = await parse(request, EncodeRequest, ticket)
-    ckpt = state.resolve(req.model, req.version)
-    x = images_tensor(req.images, state)
+    ckpt = engine.resolve(req.model, req.version)
+    x = images_tensor(req.images, engine)
     labels = labels_tensor(req.labels, ckpt, len(x))
-    out = (await state.run(ckpt, "encode", x, labels, ticket)).numpy()
+    out = (await engine.run(ckpt, Op.ENCODE, Rows(x, labels), ticket)).numpy()
     m = ckpt.latent_dim
     mu, logvar = out[:, :m], out[:, m:]
     payload: dict[str, object] = {"model": ckpt.name, "version": ckpt.version, "mu": mu,
@@ -115,28 +104,27 @@ async def encode(request: Request, state: AppState, ticket: Ticket) -> Response:
     return json_response(payload)
 
 
-async def decode(request: Request, state: AppState, ticket: Ticket) -> Response:
+async def decode(request: Request, engine: Engine, ticket: Ticket) -> Response:
     """Decode latent vectors to images: the mean of p(x|z), 28x28 in [0,1]."""
     req = await parse(request, DecodeRequest, ticket)
-    ckpt = state.resolve(req.model, req.version)
-    check_rows(state, len(req.z), "latent vectors")
-    z = latents_tensor(req.z, ckpt)
+    ckpt = engine.resolve(req.model, req.version)
+    z = latents_tensor(req.z, ckpt, engine)
     labels = labels_tensor(req.labels, ckpt, len(z))
-    imgs = (await state.run(ckpt, decode_op(req.dtype, req.format), z, labels, ticket)).numpy()
+    imgs = (await engine.run(ckpt, decode_op(req.dtype, req.format), Rows(z, labels), ticket)).numpy()
     return await respond(request, {"model": ckpt.name, "version": ckpt.version}, imgs, req.format, ckpt.name,
                          ckpt.version, dtype=req.dtype)
 
 
-async def sample(request: Request, state: AppState, ticket: Ticket) -> Response:
+async def sample(request: Request, engine: Engine, ticket: Ticket) -> Response:
     """Draw n digits: decode z ~ N(0, temperature^2 I), or, for a checkpoint with a learned prior, its prior's
     latents for that noise. The same seed gives the same digits."""
     req = await parse(request, SampleRequest, ticket)
-    ckpt = state.resolve(req.model, req.version)
+    ckpt = engine.resolve(req.model, req.version)
     if not ckpt.generative:
         raise InvalidInput(f"model {ckpt.name} ({ckpt.meta['kind']}) is not generative: it has no prior to "
                             "sample from; use a vae or cvae model")
-    if req.n > state.settings.max_sample:
-        raise InvalidInput(f"n={req.n}; at most {state.settings.max_sample} samples per request")
+    if req.n > engine.settings.max_sample:
+        raise InvalidInput(f"n={req.n}; at most {engine.settings.max_sample} samples per request")
     raw_labels = req.labels
     if raw_labels == "balanced":
         if not ckpt.num_classes:
@@ -148,13 +136,13 @@ async def sample(request: Request, state: AppState, ticket: Ticket) -> Response:
     op = decode_op(req.dtype, req.format)
     if ckpt.has_prior:  # the learned prior's latents for this noise: same seed, same digits; temperature scales eps
         if wants_npy(request):  # images only: prior and decode in one forward (one trip through the queue)
-            op = op.replace("decode", "sample")
+            op = Op.SAMPLE_U8 if op == Op.DECODE_U8 else Op.SAMPLE
         else:  # the answer carries z
-            z = await state.run(ckpt, "prior", z, None, ticket)
-    if wants_npy(request) and req.n >= state.settings.stream_min_rows:
-        parts = state.open_stream(ckpt, op, z, labels, ticket)
+            z = await engine.run(ckpt, Op.PRIOR, Rows(z), ticket)
+    if wants_npy(request) and req.n >= engine.settings.stream_min_rows:
+        parts = engine.stream(ckpt, op, Rows(z, labels), ticket)
         return npy_stream(parts, req.n, req.dtype, ckpt.name, ckpt.version, {"x-seed": str(seed)})
-    imgs = (await state.run(ckpt, op, z, labels, ticket)).numpy()
+    imgs = (await engine.run(ckpt, op, Rows(z, labels), ticket)).numpy()
     payload = {"model": ckpt.name, "version": ckpt.version, "z": z.numpy(), "seed": seed,
                "labels": None if labels is None else labels.tolist()}
     return await respond(request, payload, imgs, req.format, ckpt.name, ckpt.version, {"x-seed": str(seed)},
@@ -175,46 +163,46 @@ def path_points(a: torch.Tensor, b: torch.Tensor, steps: int, method: str) -> to
     return (1 - t) * a + t * b
 
 
-async def interpolate(request: Request, state: AppState, ticket: Ticket) -> Response:
+async def interpolate(request: Request, engine: Engine, ticket: Ticket) -> Response:
     """Walk the latent space from start to end (each a z, or an image's encoder mean) in `steps` points."""
     req = await parse(request, InterpolateRequest, ticket)
-    ckpt = state.resolve(req.model, req.version)
+    ckpt = engine.resolve(req.model, req.version)
     if ckpt.num_classes and req.label is None:
         raise InvalidInput(f"model {ckpt.name} is conditional: send 'label', the class (0..{ckpt.num_classes - 1}) "
                             "of every image on the path")
     label = labels_tensor(None if req.label is None else [req.label], ckpt, 1)  # 422 for an unconditional model
-    if req.steps > state.settings.max_steps:
-        raise InvalidInput(f"steps={req.steps}; at most {state.settings.max_steps} allowed")
+    if req.steps > engine.settings.max_steps:
+        raise InvalidInput(f"steps={req.steps}; at most {engine.settings.max_steps} allowed")
     ends: list[torch.Tensor | None] = []
     images: list[Image] = []
     for name, end in (("start", req.start), ("end", req.end)):
         if end.z is not None:
-            ends.append(latents_tensor([end.z], ckpt, f"{name}.z")[0])
+            ends.append(latents_tensor([end.z], ckpt, engine, f"{name}.z")[0])
         elif end.image is not None:  # the schema guarantees exactly one of the two
             ends.append(None)
             images.append(end.image)
     if images:
-        x = images_tensor(images, state)
+        x = images_tensor(images, engine)
         lab = None if label is None else label.expand(len(x))
-        mus = await state.run(ckpt, "encode", x, lab, ticket)
+        mus = await engine.run(ckpt, Op.ENCODE, Rows(x, lab), ticket)
         it = iter(mus[:, : ckpt.latent_dim])
         ends = [e if e is not None else next(it) for e in ends]
     a, b = ends
     assert a is not None and b is not None
     z = path_points(a, b, req.steps, req.method)
     lab = None if label is None else label.expand(len(z))
-    imgs = (await state.run(ckpt, "decode", z, lab, ticket)).numpy()
+    imgs = (await engine.run(ckpt, Op.DECODE, Rows(z, lab), ticket)).numpy()
     return await respond(request, {"model": ckpt.name, "version": ckpt.version, "z": z.numpy()}, imgs,
                          req.format, ckpt.name, ckpt.version, dtype=req.dtype)
 
 
-async def reconstruct(request: Request, state: AppState, ticket: Ticket) -> Response:
+async def reconstruct(request: Request, engine: Engine, ticket: Ticket) -> Response:
     """Reconstruct images through the encoder mean and decoder; also each image's MSE per pixel."""
     req = await parse(request, ReconstructRequest, ticket)
-    ckpt = state.resolve(req.model, req.version)
-    x = images_tensor(req.images, state)
+    ckpt = engine.resolve(req.model, req.version)
+    x = images_tensor(req.images, engine)
     labels = labels_tensor(req.labels, ckpt, len(x))
-    imgs = (await state.run(ckpt, "reconstruct", x, labels, ticket)).numpy()
+    imgs = (await engine.run(ckpt, Op.RECONSTRUCT, Rows(x, labels), ticket)).numpy()
     mse = ((imgs - x.numpy()[:, 0]) ** 2).mean(axis=(1, 2))
     return await respond(request, {"model": ckpt.name, "version": ckpt.version, "mse": mse}, imgs, req.format,
                          ckpt.name, ckpt.version, dtype=req.dtype)

@@ -26,6 +26,10 @@ class Unauthorized(ServiceError):
     """Missing or wrong API key."""
 
 
+class Forbidden(ServiceError):
+    """Repository control is off, or the admin key is missing or wrong."""
+
+
 class Retryable(ServiceError):
     """The server cannot take this now; the same request later may pass."""
 
@@ -44,6 +48,10 @@ class Overloaded(Retryable):
 
 class DeadlineExceeded(ServiceError):
     """The request's one deadline passed before its rows were computed."""
+
+
+class UnsupportedMediaType(ServiceError):
+    """A body of a content type the route does not take (a form post, say); the message lists what it takes."""
 
 
 class BodyRefused(ServiceError):

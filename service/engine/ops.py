@@ -1,0 +1,49 @@
+"""The engine's operations: what one forward computes, and what it takes and gives.
+
+A StrEnum, so an operation is also its own metric label ("decode_u8") and its own key in the runtime's tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import torch
+
+
+class Op(StrEnum):
+    ENCODE = "encode"  # images (B, 1, 28, 28) -> (B, 2m): mu and logvar side by side, so rows split cleanly
+    DECODE = "decode"  # latents (B, m) -> images (B, 28, 28) float32 in [0, 1]
+    DECODE_U8 = "decode_u8"  # ... as uint8 0..255, made on the device (4x less to copy off a GPU)
+    RECONSTRUCT = "reconstruct"  # images -> decode(mu(images)) (B, 28, 28)
+    PRIOR = "prior"  # N(0, I) noise (B, m) -> a learned prior's latents (B, m)
+    SAMPLE = "sample"  # noise -> decode(prior(noise)) in one forward, for answers that carry images only
+    SAMPLE_U8 = "sample_u8"
+
+    @property
+    def takes_images(self) -> bool:
+        return self in (Op.ENCODE, Op.RECONSTRUCT)
+
+    @property
+    def out_dtype(self) -> torch.dtype:
+        return torch.uint8 if self in (Op.DECODE_U8, Op.SAMPLE_U8) else torch.float32
+
+    def uint8(self) -> Op:
+        """The same work with uint8 pixels (decode -> decode_u8, sample -> sample_u8)."""
+        return {Op.DECODE: Op.DECODE_U8, Op.SAMPLE: Op.SAMPLE_U8}.get(self, self)
+
+    def float32(self) -> Op:
+        """The float32 twin: what a uint8 op costs until its own chunks say otherwise."""
+        return {Op.DECODE_U8: Op.DECODE, Op.SAMPLE_U8: Op.SAMPLE}.get(self, self)
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """An operation's typed input: x (B, ...) float32, checked by service.engine.rules, and one class per row for
+    a conditional model (int64 (B,)), None for an unconditional one."""
+
+    x: torch.Tensor
+    labels: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])

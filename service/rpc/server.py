@@ -1,0 +1,237 @@
+"""The Open Inference Protocol over gRPC: `inference.GRPCInferenceService` and the standard `grpc.health.v1`
+service, on grpcio's asyncio server in the same process and event loop as HTTP, over the same engine.
+
+Each RPC decodes its message once, calls the engine (service/oip.py for the v2 model view), and encodes the answer;
+domain errors become gRPC status codes here, the one place that knows them:
+
+  InvalidInput -> INVALID_ARGUMENT     UnknownModel -> NOT_FOUND        Unauthorized -> UNAUTHENTICATED
+  Forbidden -> PERMISSION_DENIED       NotReady -> UNAVAILABLE          Overloaded -> RESOURCE_EXHAUSTED
+  DeadlineExceeded -> DEADLINE_EXCEEDED      (retryable ones carry `retry-after` in trailing metadata)
+
+A call's deadline becomes its request's deadline (when sooner than the server's); a call that is cancelled or runs
+past its deadline has its handler cancelled by grpcio, which takes its rows out of the engine's queue. Requests are
+counted in vaeserve_requests_total as the HTTP door counts them (route = the RPC's path, status = the HTTP status of
+the same outcome, 499 for a call its client cancelled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from service import oip
+from service.engine.domain import (
+    DeadlineExceeded,
+    Forbidden,
+    InvalidInput,
+    NotReady,
+    Overloaded,
+    Retryable,
+    ServiceError,
+    Unauthorized,
+    UnknownModel,
+)
+from service.engine.engine import Engine
+from service.rpc import messages
+from service.rpc.codec import decode_inputs, encode_outputs, parameter
+
+log = logging.getLogger(__name__)
+
+CODES: list[tuple[type[ServiceError], grpc.StatusCode, int]] = [  # first match wins; (gRPC code, HTTP twin)
+    (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT, 422), (UnknownModel, grpc.StatusCode.NOT_FOUND, 404),
+    (Unauthorized, grpc.StatusCode.UNAUTHENTICATED, 401), (Forbidden, grpc.StatusCode.PERMISSION_DENIED, 403),
+    (NotReady, grpc.StatusCode.UNAVAILABLE, 503), (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED, 504),
+]
+OPEN = {"ServerLive", "ServerReady"}  # like /v2/health/*: probes need no API key
+HEALTH_POLL_S = 0.5  # readiness changes (reload, drain) reach the health service within this
+Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+def code_of(exc: ServiceError) -> tuple[grpc.StatusCode, int]:
+    for cls, code, status in CODES:
+        if isinstance(exc, cls):
+            return code, status
+    return grpc.StatusCode.INTERNAL, 500
+
+
+def _meta(context: grpc.aio.ServicerContext, key: str) -> str:
+    return next((v for k, v in context.invocation_metadata() or () if k == key), "")
+
+
+class GrpcDoor:
+    """The gRPC server of one process: start() after the engine has loaded, stop(grace) at shutdown."""
+
+    def __init__(self, engine: Engine, stats: oip.Statistics) -> None:
+        self.engine, self.stats = engine, stats
+        s = engine.settings
+        self.api_key = (s.api_key or "").encode()
+        limit = s.grpc_max_message_bytes
+        self.server = grpc.aio.server(options=[("grpc.max_send_message_length", limit),
+                                               ("grpc.max_receive_message_length", limit)])
+        handlers = {name: self._unary(name, getattr(self, name), req, resp)
+                    for name, (req, resp) in messages.methods().items()}
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(messages.SERVICE, handlers),))
+        self.health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = 0
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._health_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        s = self.engine.settings
+        address = f"[{s.host}]:{s.grpc_port}" if ":" in s.host else f"{s.host}:{s.grpc_port}"
+        self.port = self.server.add_insecure_port(address)
+        await self.server.start()
+        await self.sync_health()
+        self._health_task = asyncio.get_running_loop().create_task(self._poll_health())
+        log.info("gRPC (Open Inference Protocol) on %s:%d", s.host, self.port)
+        return self.port
+
+    async def stop(self, grace_s: float) -> None:
+        """Refuse new calls, let those in flight finish within grace_s, then close."""
+        if self._health_task is not None:
+            self._health_task.cancel()
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+
+    async def sync_health(self) -> None:
+        """SERVING (the server and the inference service) while ready and not draining; NOT_SERVING otherwise."""
+        e = self.engine
+        status = (health_pb2.HealthCheckResponse.SERVING if e.ready and not e.draining
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for service in ("", messages.SERVICE):
+            await self.health.set(service, status)
+
+    async def _poll_health(self) -> None:
+        last = None
+        while True:
+            now = (self.engine.ready, self.engine.draining)
+            if now != last:
+                await self.sync_health()
+                last = now
+            await asyncio.sleep(HEALTH_POLL_S)
+
+    # -- the one wrapper every RPC goes through --------------------------------------------------------------
+
+    def _observe(self, route: str, status: int, elapsed: float) -> None:
+        pair = self._children.get((route, status))
+        if pair is None:
+            m = self.engine.metrics
+            pair = self._children[(route, status)] = (m.requests.labels(route, str(status)), m.latency.labels(route))
+        pair[0].inc()
+        pair[1].observe(elapsed)
+
+    def _unary(self, name: str, fn: Handler, req_cls: Any, resp_cls: Any) -> grpc.RpcMethodHandler:
+        route = f"/{messages.SERVICE}/{name}"
+        engine, key, open_rpc = self.engine, self.api_key, name in OPEN
+
+        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            t0 = time.perf_counter()
+            engine.last_request_at = time.monotonic()
+            status = 200
+            try:
+                if key and not open_rpc and not hmac.compare_digest(_meta(context, "x-api-key").encode(), key):
+                    engine.metrics.rejections.labels("unauthorized").inc()
+                    raise Unauthorized("missing or wrong x-api-key metadata")
+                return await fn(request, context)
+            except ServiceError as exc:
+                code, status = code_of(exc)
+                if isinstance(exc, Retryable):
+                    context.set_trailing_metadata((("retry-after", str(exc.retry_after_s)),))
+                await context.abort(code, exc.message)
+            except asyncio.CancelledError:  # the client cancelled, or its deadline passed
+                status = 499
+                raise
+            except Exception:
+                status = 500
+                raise
+            finally:
+                self._observe(route, status, time.perf_counter() - t0)
+
+        return grpc.unary_unary_rpc_method_handler(handle, request_deserializer=req_cls.FromString,
+                                                   response_serializer=resp_cls.SerializeToString)
+
+    # -- the RPCs -------------------------------------------------------------------------------------------
+
+    async def ServerLive(self, req: Any, context: Any) -> Any:
+        return messages.message("ServerLiveResponse")(live=True)
+
+    async def ServerReady(self, req: Any, context: Any) -> Any:
+        e = self.engine
+        return messages.message("ServerReadyResponse")(ready=e.ready and not e.draining)
+
+    async def ModelReady(self, req: Any, context: Any) -> Any:
+        try:
+            oip.split_name(self.engine, req.name, req.version)
+            ready = not self.engine.draining
+        except UnknownModel:
+            ready = False
+        return messages.message("ModelReadyResponse")(ready=ready)
+
+    async def ServerMetadata(self, req: Any, context: Any) -> Any:
+        return messages.message("ServerMetadataResponse")(**oip.SERVER, extensions=oip.extensions(self.engine))
+
+    async def ModelMetadata(self, req: Any, context: Any) -> Any:
+        ckpt, part = oip.split_name(self.engine, req.name, req.version)
+        return json_format.ParseDict(oip.describe(self.engine, ckpt, part),
+                                     messages.message("ModelMetadataResponse")())
+
+    async def ModelConfig(self, req: Any, context: Any) -> Any:
+        ckpt, part = oip.split_name(self.engine, req.name, req.version)
+        config = json_format.ParseDict(oip.triton_config(self.engine, ckpt, part), messages.ModelConfig())
+        return messages.message("ModelConfigResponse")(config=config)
+
+    async def ModelStatistics(self, req: Any, context: Any) -> Any:
+        report = self.stats.report(self.engine, req.name, req.version)
+        return json_format.ParseDict({"model_stats": report}, messages.message("ModelStatisticsResponse")())
+
+    async def RepositoryIndex(self, req: Any, context: Any) -> Any:
+        index = oip.repository_index(self.engine, req.ready)
+        return json_format.ParseDict({"models": index}, messages.message("RepositoryIndexResponse")())
+
+    def _guard(self, context: Any) -> None:
+        s = self.engine.settings
+        if not s.model_control:
+            raise Forbidden("repository control is off: the operator turns it on with VAESERVE_MODEL_CONTROL=true "
+                            "and VAESERVE_ADMIN_KEY")
+        if not hmac.compare_digest(_meta(context, "x-admin-key").encode(), (s.admin_key or "").encode()):
+            raise Forbidden("missing or wrong x-admin-key metadata (repository control needs the admin key)")
+
+    async def RepositoryModelLoad(self, req: Any, context: Any) -> Any:
+        self._guard(context)
+        await self.engine.reload(only=oip.base_name(req.model_name))
+        return messages.message("RepositoryModelLoadResponse")()
+
+    async def RepositoryModelUnload(self, req: Any, context: Any) -> Any:
+        self._guard(context)
+        await self.engine.unload(oip.base_name(req.model_name))
+        return messages.message("RepositoryModelUnloadResponse")()
+
+    async def ModelInfer(self, req: Any, context: Any) -> Any:
+        engine = self.engine
+        engine.check_ready()
+        with engine.admission.admit() as ticket:
+            ticket.within(context.time_remaining())
+            ckpt, part = oip.split_name(engine, req.model_name, req.model_version)
+            priority = parameter(req.parameters, "priority")
+            ticket.priority = oip.request_priority({"priority": 0 if priority is None else priority})
+            name = f"{ckpt.name}-{part}"
+            t0 = time.perf_counter()
+            try:
+                arrays = await oip.infer(engine, ckpt, part, decode_inputs(req), ticket)
+            except ServiceError:
+                self.stats.record(name, ckpt.version, 0, time.perf_counter() - t0, ok=False)
+                raise
+            rows = len(next(iter(arrays.values())))
+            self.stats.record(name, ckpt.version, rows, time.perf_counter() - t0, ok=True)
+            return encode_outputs(req, name, ckpt.version, arrays)
