@@ -44,9 +44,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     VAESERVE_HOST=0.0.0.0 \
     VAESERVE_PORT=8000 \
+    VAESERVE_GRPC_PORT=8001 \
     VAESERVE_MODEL_REPOSITORY=/app/models
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 8001
 # Mount another repository read-only over /app/models to serve other checkpoints.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status != 200)"]

@@ -14,6 +14,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "deploy/kserve/inferenceservice.yaml"
+GRPC_MANIFEST = ROOT / "deploy/kserve/inferenceservice-grpc.yaml"
+BOTH = pytest.mark.parametrize("manifest", [MANIFEST, GRPC_MANIFEST], ids=["rest", "grpc"])
 
 
 def kserve_types() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
@@ -55,17 +57,19 @@ def check(value: Any, type_name: str, types: dict, where: str, k8s: list[tuple[s
         k8s.append((where, type_name, value))
 
 
-def test_inference_service_matches_kserve_types() -> None:
-    doc = yaml.safe_load(MANIFEST.read_text())
+@BOTH
+def test_inference_service_matches_kserve_types(manifest: Path) -> None:
+    doc = yaml.safe_load(manifest.read_text())
     assert doc["apiVersion"] == "serving.kserve.io/v1beta1" and doc["kind"] == "InferenceService"
     k8s: list[tuple[str, str, Any]] = []
     check(doc["spec"], "V1beta1InferenceServiceSpec", kserve_types(), "spec", k8s)
     assert {t for _, t, _ in k8s} >= {"V1Container", "V1PodSecurityContext", "V1Volume"}
 
 
-def test_inference_service_pod_parts_are_valid_kubernetes() -> None:
+@BOTH
+def test_inference_service_pod_parts_are_valid_kubernetes(manifest: Path) -> None:
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    pred = yaml.safe_load(MANIFEST.read_text())["spec"]["predictor"]
+    pred = yaml.safe_load(manifest.read_text())["spec"]["predictor"]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vaeserve"},
            "spec": {k: pred[k] for k in ("containers", "volumes", "securityContext", "terminationGracePeriodSeconds")}}
     kubernetes_validate.validate(pod, "1.30.0", strict=True)
@@ -79,3 +83,12 @@ def test_inference_service_speaks_v2_on_its_probes() -> None:
     assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": port}
     assert c["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": port}
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_grpc_inference_service_routes_h2c_to_the_grpc_door() -> None:
+    (c,) = yaml.safe_load(GRPC_MANIFEST.read_text())["spec"]["predictor"]["containers"]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    (port,) = c["ports"]
+    assert port["name"] == "h2c" and env["VAESERVE_GRPC_PORT"] == str(port["containerPort"])
+    assert c["readinessProbe"]["grpc"] == {"port": port["containerPort"], "service": "inference.GRPCInferenceService"}
+    assert c["livenessProbe"]["grpc"]["port"] == port["containerPort"]

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.client import AsyncVaeClient, VaeClient, VaeServeError
+from vaeclient import AsyncVaeClient, VaeClient, VaeServeError
 
 
 def test_sync_client_against_live_server(server: tuple[str, subprocess.Popen]) -> None:
@@ -97,3 +97,25 @@ def test_gives_up_after_retries_with_the_server_message() -> None:
         with pytest.raises(VaeServeError) as err:
             c.sample(1)
     assert err.value.status == 429 and "queue full" in err.value.message
+
+
+def test_client_package_stands_alone() -> None:
+    """The client is importable without the server, torch or FastAPI: httpx and NumPy only."""
+    import subprocess
+    import sys
+
+    code = ("import sys, vaeclient; bad = [m for m in ('torch', 'service', 'fastapi', 'grpc') if m in sys.modules]; "
+            "sys.exit(str(bad) if bad else 0)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sync_and_async_share_one_description() -> None:
+    """Each method of both clients is the same builder of vaeclient.calls, with its signature and docstring."""
+    import inspect
+
+    from vaeclient import calls
+
+    for build in calls.API:
+        for cls in (VaeClient, AsyncVaeClient):
+            method = getattr(cls, build.__name__)
+            assert method.__doc__ == build.__doc__ and inspect.signature(method) == inspect.signature(build)
