@@ -10,6 +10,15 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
 # KServe's API types, read by tests/deploy/test_kserve.py as source (its own runtime deps are not needed)
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "kserve==0.21.0"
+# --tests: also KServe's own clients in a venv of their own (kserve brings its whole server stack, which is not
+# ours to install beside the service), for tests/deploy/test_kserve_client.py; a failure is reported, not fatal.
+if [[ "${1:-}" == "--tests" && ! -x .venv-kserve/bin/python ]]; then
+  if ! { "$PY" -m venv .venv-kserve && .venv-kserve/bin/python -m pip install -q --disable-pip-version-check \
+         "kserve==0.21.0"; }; then
+    echo "setup: could not install kserve==0.21.0 into .venv-kserve; its client test will say so" >&2
+    rm -rf .venv-kserve
+  fi
+fi
 # --tests: also Debian's Chromium for the explorer's browser tests (Playwright's own browser downloads are not
 # used). Needs root or password-less sudo; without it, say so and go on (the browser tests will say it again).
 if [[ "${1:-}" == "--tests" && ! -x /usr/bin/chromium && -z "${VAESERVE_CHROMIUM:-}" ]]; then
