@@ -13,6 +13,7 @@ from checkpoint.format import (
     check_meta,
     has_prior,
     load,
+    load_model,
     newest,
     next_version,
     read_meta,
@@ -21,6 +22,8 @@ from checkpoint.format import (
     weights_sha256,
     write_metrics,
 )
+from checkpoint.meta import Meta
 
-__all__ = ["FORMAT", "METRICS_FILE", "MODEL_FILE", "REQUIRED", "CheckpointError", "check_meta", "has_prior", "load",
-           "newest", "next_version", "read_meta", "read_metrics", "save", "weights_sha256", "write_metrics"]
+__all__ = ["FORMAT", "METRICS_FILE", "MODEL_FILE", "REQUIRED", "CheckpointError", "Meta", "check_meta", "has_prior",
+           "load", "load_model", "newest", "next_version", "read_meta", "read_metrics", "save", "weights_sha256",
+           "write_metrics"]

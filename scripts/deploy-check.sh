@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The deployment, run for real: build the CPU image, start the compose `cpu` profile (two replicas behind nginx,
-# and Prometheus), wait for readiness through the balancer, run the locust mix through nginx, kill one replica in
+# and Prometheus), wait for readiness through the balancer, check the gRPC door through it, run the locust mix through nginx, kill one replica in
 # the middle of the load and bring it back, stop the other gracefully (SIGTERM) and bring it back, then check and
 # print a summary table. Tears everything down however it ends. Loopback only: ports are published on 127.0.0.1
 # and the load goes to 127.0.0.1.
@@ -117,6 +117,27 @@ row "runs as" "$user" "non-root" "$([[ -n $user && $user != 0* && $user != root*
 row "read-only root filesystem" "$ro" "true" "$([[ $ro == true ]] && echo pass || echo FAIL)"
 json=$(docker logs "$c" 2>&1 | head -3 | $PY -c 'import json,sys; [json.loads(l) for l in sys.stdin if l.strip()]; print("yes")' 2>/dev/null)
 row "logs are JSON lines" "${json:-no}" "yes" "$([[ $json == yes ]] && echo pass || echo FAIL)"
+
+# -- the gRPC door through the container and nginx (h2c, grpc_pass) ------------------------------------------------
+grpc_out=$($PY - <<'PYEOF' 2>&1
+import grpc, numpy as np, tritonclient.grpc as g
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+c = g.InferenceServerClient("127.0.0.1:8001")
+assert c.is_server_ready() and c.is_model_ready("vae-flow-z20-decoder")
+z = g.InferInput("z", [8, 20], "FP32"); z.set_data_from_numpy(np.zeros((8, 20), np.float32))
+x = c.infer("vae-flow-z20-decoder", [z]).as_numpy("x")
+assert x.shape == (8, 1, 28, 28)
+with grpc.insecure_channel("127.0.0.1:8001") as ch:
+    assert health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest()).status == 1
+try:
+    c.unload_model("vae-z2"); raise SystemExit("unload was allowed")
+except g.InferenceServerException as e:
+    assert "PERMISSION_DENIED" in e.status(), e
+print("ok")
+PYEOF
+)
+row "gRPC through nginx: ready, infer 8 rows, health SERVING, unload refused" "${grpc_out:0:80}" "ok" \
+    "$([[ $grpc_out == ok ]] && echo pass || echo FAIL)"
 
 # -- load through nginx, a replica killed and restarted, the other stopped gracefully and restarted ----------------
 say "locust: $USERS users for ${LOAD_S}s through nginx on 127.0.0.1"

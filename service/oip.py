@@ -100,7 +100,7 @@ def triton_config(engine: Engine, ckpt: Checkpoint, part: str) -> dict[str, Any]
             "instance_group": [{"count": 1, "kind": "KIND_GPU" if engine.runtime.device.type == "cuda"
                                 else "KIND_CPU"}],
             "parameters": {"latent_dim": {"string_value": str(ckpt.latent_dim)},
-                           "kind": {"string_value": str(ckpt.meta.get("kind", ""))}}}
+                           "kind": {"string_value": ckpt.meta.kind}}}
 
 
 def repository_index(engine: Engine, ready_only: bool = False) -> list[dict[str, str]]:

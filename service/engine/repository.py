@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from checkpoint import MODEL_FILE, CheckpointError, has_prior, load, read_metrics
+from checkpoint import MODEL_FILE, CheckpointError, Meta, has_prior, load_model, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -25,25 +25,19 @@ class Checkpoint:
     name: str
     version: int
     path: Path
-    meta: dict[str, Any]  # the contract, fixed at export (legacy embedded figures removed)
+    meta: Meta  # the contract, fixed at export, typed (checkpoint.Meta)
     module: torch.jit.ScriptModule
     metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json: re-read when it changes
-    latent_dim: int = field(init=False)
+    latent_dim: int = field(init=False)  # copies of meta's: read on every request
     num_classes: int = field(init=False)
+    generative: bool = field(init=False)
+    stochastic: bool = field(init=False)
     stamp: tuple[float, int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.stamp = _stamp(self.path)
-        self.latent_dim = int(self.meta["latent_dim"])
-        self.num_classes = int(self.meta.get("num_classes") or 0)
-
-    @property
-    def generative(self) -> bool:
-        return bool(self.meta["generative"])
-
-    @property
-    def stochastic(self) -> bool:
-        return bool(self.meta["stochastic"])
+        self.latent_dim, self.num_classes = self.meta.latent_dim, self.meta.num_classes
+        self.generative, self.stochastic = self.meta.generative, self.meta.stochastic
 
     @property
     def has_prior(self) -> bool:
@@ -58,16 +52,15 @@ def _stamp(path: Path) -> tuple[float, int]:
 
 def load_checkpoint(path: Path) -> Checkpoint:
     """Load and verify one model.ts on the CPU; raise CheckpointError saying what is wrong."""
-    module, meta = load(path, "cpu", verify=True)
-    metrics = read_metrics(path, meta)
-    meta = {k: v for k, v in meta.items() if k != "metrics"}
+    module, meta = load_model(path, "cpu", verify=True)
+    metrics = read_metrics(path, meta.raw)
     _check_shapes(path, module, meta)
     name, version = path.parent.parent.name, int(path.parent.name)
     return Checkpoint(name, version, path, meta, module, metrics)
 
 
-def _check_shapes(path: Path, module: torch.jit.ScriptModule, meta: dict[str, Any]) -> None:
-    m, classes = meta["latent_dim"], int(meta.get("num_classes") or 0)
+def _check_shapes(path: Path, module: torch.jit.ScriptModule, meta: Meta) -> None:
+    m, classes = meta.latent_dim, meta.num_classes
     for method in ("encode", "decode"):
         if not hasattr(module, method):
             raise CheckpointError(f"{path}: no scripted {method}(); the contract needs encode and decode")

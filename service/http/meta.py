@@ -19,9 +19,7 @@ router = APIRouter()
 
 
 def summary(ckpt: Checkpoint) -> dict[str, Any]:
-    m = ckpt.meta
-    return {**{k: v for k, v in m.items() if k != "config"}, "metrics": ckpt.metrics, "name": ckpt.name,
-            "version": ckpt.version}
+    return {**ckpt.meta.listing(), "metrics": ckpt.metrics, "name": ckpt.name, "version": ckpt.version}
 
 
 def _state(request: Request) -> Engine:
@@ -43,7 +41,8 @@ async def get_model(name: str, request: Request, version: int | None = None) -> 
     """One model's full meta (training config and measured metrics included)."""
     st = _state(request)
     ckpt = st.resolve(name, version)
-    return json_response({**ckpt.meta, "metrics": ckpt.metrics, "name": ckpt.name, "version": ckpt.version,
+    full = {k: v for k, v in ckpt.meta.raw.items() if k != "metrics"}  # legacy figures live in "metrics" below
+    return json_response({**full, "metrics": ckpt.metrics, "name": ckpt.name, "version": ckpt.version,
                           "versions": sorted(st.models[name])})
 
 

@@ -121,7 +121,7 @@ async def sample(request: Request, engine: Engine, ticket: Ticket) -> Response:
     req = await parse(request, SampleRequest, ticket)
     ckpt = engine.resolve(req.model, req.version)
     if not ckpt.generative:
-        raise InvalidInput(f"model {ckpt.name} ({ckpt.meta['kind']}) is not generative: it has no prior to "
+        raise InvalidInput(f"model {ckpt.name} ({ckpt.meta.kind}) is not generative: it has no prior to "
                             "sample from; use a vae or cvae model")
     if req.n > engine.settings.max_sample:
         raise InvalidInput(f"n={req.n}; at most {engine.settings.max_sample} samples per request")

@@ -45,7 +45,7 @@ def test_a_new_kind_that_meets_the_contract_is_served(tiny_repo: Path, tmp_path:
     path = copy_with_meta(tiny_repo / "vae-z4" / "1" / "model.ts", tmp_path / "new" / "1" / "model.ts",
                           lambda m, mod: m.update(kind="flow-vae-from-elsewhere"))
     ckpt = load_checkpoint(path)
-    assert ckpt.meta["kind"] == "flow-vae-from-elsewhere" and ckpt.generative
+    assert ckpt.meta.kind == "flow-vae-from-elsewhere" and ckpt.generative
 
 
 def test_figures_come_from_metrics_json_and_follow_its_changes(tiny_repo: Path, tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_figures_come_from_metrics_json_and_follow_its_changes(tiny_repo: Path, 
     shutil.copytree(tiny_repo / "vae-z2", repo / "vae-z2")
     models, _ = scan(repo)
     ckpt = models["vae-z2"][1]
-    assert ckpt.metrics == {"test_mse": 0.1} and "metrics" not in ckpt.meta
+    assert ckpt.metrics == {"test_mse": 0.1} and "metrics" not in ckpt.meta.listing()
     write_metrics(ckpt.path, {"judge": {"frechet": 1.5}})
     again, _ = scan(repo, models)
     assert again["vae-z2"][1] is ckpt and ckpt.metrics["judge"] == {"frechet": 1.5}  # no reload of the module

@@ -96,4 +96,4 @@ def test_shipped_checkpoints_from_before_the_prior_still_load() -> None:
     from service.engine.repository import load_checkpoint
 
     old = load_checkpoint(Path(__file__).resolve().parents[2] / "models" / "vae-z2" / "1" / "model.ts")
-    assert "prior" not in old.meta and not old.has_prior and old.generative
+    assert old.meta.prior == "normal" and "prior" not in old.meta.raw and not old.has_prior and old.generative
