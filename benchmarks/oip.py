@@ -41,8 +41,11 @@ def perf_analyzer(proto: str, address: str, model: str, m: int, batch: int, conc
     env = {**os.environ, "LD_LIBRARY_PATH": str(exe.parent / "lib")}
     out = subprocess.run([str(exe), "-m", model, "-i", proto, "-u", address, "--input-data", "zero",
                           "--shape", f"z:{m}", "-b", str(batch), "--concurrency-range", str(concurrency),
-                          "--measurement-interval", str(int(seconds * 1000))],
-                         capture_output=True, text=True, env=env, timeout=10 * seconds + 60).stdout
+                          "--measurement-interval", str(int(seconds * 1000)), "--stability-percentage", "25",
+                          "--max-trials", "8"],
+                         capture_output=True, text=True, env=env, timeout=10 * seconds + 60,
+                         preexec_fn=lambda: os.sched_setaffinity(0, {CLIENT_CORE}))
+    out = out.stdout + out.stderr
     found = {k: re.search(p, out) for k, p in (("rows_s", r"Throughput: ([\d.]+) infer/sec"),
                                                ("p50_ms", r"p50 latency: (\d+) usec"),
                                                ("p99_ms", r"p99 latency: (\d+) usec"))}
