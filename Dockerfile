@@ -31,6 +31,7 @@ COPY model ./model
 COPY training ./training
 COPY service ./service
 COPY checkpoint ./checkpoint
+COPY vaeclient ./vaeclient
 RUN pip install .
 
 # --- runtime stage: slim, non-root, models baked in as defaults ---------------------------------
