@@ -76,8 +76,9 @@ class GrpcDoor:
         s = engine.settings
         self.api_key = (s.api_key or "").encode()
         limit = s.grpc_max_message_bytes
+        # so_reuseport off: a port already taken fails the start loudly instead of two servers sharing it
         self.server = grpc.aio.server(options=[("grpc.max_send_message_length", limit),
-                                               ("grpc.max_receive_message_length", limit)])
+                                               ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)])
         handlers = {name: self._unary(name, getattr(self, name), req, resp)
                     for name, (req, resp) in messages.methods().items()}
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(messages.SERVICE, handlers),))
