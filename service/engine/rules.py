@@ -26,14 +26,23 @@ def row_count(n: int, limit: int, what: str) -> None:
         raise InvalidInput(f"{n} {what} in one request; at least 1, at most {limit} allowed")
 
 
-def _finite_float32(arr: np.ndarray, name: str) -> np.ndarray:
+def _float32(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.dtype != np.float32:
         if arr.dtype.kind not in "fiu":
             raise InvalidInput(f"{name}: numbers expected, got {arr.dtype}")
         arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise InvalidInput(f"{name}: NaN or infinity in data")
     return arr
+
+
+def _not_finite(arr: np.ndarray, name: str) -> InvalidInput | None:
+    return None if np.isfinite(arr).all() else InvalidInput(f"{name}: NaN or infinity in data")
+
+
+def _owned(arr: np.ndarray) -> np.ndarray:
+    """Own, writable, contiguous memory for torch (a request body's bytes are read-only); no copy when it is."""
+    if arr.flags.writeable and arr.flags.c_contiguous and arr.flags.owndata:
+        return arr
+    return np.array(arr, dtype=np.float32, copy=True, order="C")
 
 
 def latents(z: np.ndarray, m: int, model: str, max_rows: int, name: str = "z") -> torch.Tensor:
@@ -42,10 +51,11 @@ def latents(z: np.ndarray, m: int, model: str, max_rows: int, name: str = "z") -
         raise InvalidInput(f"{name}: shape {list(z.shape)}; expected [-1, {m}] (model {model} takes latent vectors "
                            f"of exactly {m})")
     row_count(len(z), max_rows, f"{name} rows")
-    z = _finite_float32(z, name)
-    if len(z) and float(np.abs(z).max()) > Z_BOUND:
-        raise InvalidInput(f"{name}: values must lie in [-{Z_BOUND:g}, {Z_BOUND:g}]")
-    return torch.from_numpy(np.array(z, dtype=np.float32, copy=True))  # own, writable memory
+    z = _float32(z, name)
+    # one reduction checks both rules on the common path: NaN fails every comparison, infinity the bound
+    if not float(np.abs(z).max()) <= Z_BOUND:
+        raise _not_finite(z, name) or InvalidInput(f"{name}: values must lie in [-{Z_BOUND:g}, {Z_BOUND:g}]")
+    return torch.from_numpy(_owned(z))
 
 
 def images(x: np.ndarray, max_rows: int, name: str = "x") -> torch.Tensor:
@@ -55,10 +65,10 @@ def images(x: np.ndarray, max_rows: int, name: str = "x") -> torch.Tensor:
     if x.ndim != 4 or x.shape[1:] != IMAGE_TAIL:
         raise InvalidInput(f"{name}: shape {list(x.shape)}; expected [-1, 1, 28, 28]")
     row_count(len(x), max_rows, f"{name} rows")
-    x = _finite_float32(x, name)
-    if len(x) and (float(x.min()) < PIXEL_MIN or float(x.max()) > PIXEL_MAX):
-        raise InvalidInput(f"{name}: pixels must lie in [{PIXEL_MIN:g}, {PIXEL_MAX:g}]")
-    return torch.from_numpy(np.array(x, dtype=np.float32, copy=True))
+    x = _float32(x, name)
+    if not (float(x.min()) >= PIXEL_MIN and float(x.max()) <= PIXEL_MAX):  # NaN fails both comparisons
+        raise _not_finite(x, name) or InvalidInput(f"{name}: pixels must lie in [{PIXEL_MIN:g}, {PIXEL_MAX:g}]")
+    return torch.from_numpy(_owned(x))
 
 
 def labels(lab: Any, num_classes: int, rows: int, model: str, name: str = "labels") -> torch.Tensor | None:

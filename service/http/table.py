@@ -13,6 +13,7 @@ a row here.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -88,7 +89,7 @@ class Admitted:
     Cancellation: a request still running after DISCONNECT_WATCH_S, its body read, starts a watcher on the
     connection; when the client goes away the handler's task is cancelled, which takes its rows out of the
     engine's queue at once (and stops a running job within one chunk). Answers that come sooner never pay for
-    the watcher: a timer handle, cancelled, is all they cost.
+    the watcher: joining and leaving a set is all they cost.
     """
 
     def __init__(self, handler: Handler) -> None:
@@ -118,16 +119,26 @@ class Admitted:
 
 
 class _CancelOnDisconnect:
-    """Watches one request's connection once its body is in, and cancels the handler's task if the client leaves."""
+    """Watches one request's connection once its body is in, and cancels the handler's task if the client leaves.
 
-    __slots__ = ("scope", "_receive", "body_done", "gone", "task", "timer", "watcher")
+    Requests register in a set that one sweeper task looks over every DISCONNECT_WATCH_S (the BodyWatch pattern:
+    a timer per request cost more than the watch saves on short requests); those still running then get a watcher.
+    """
+
+    __slots__ = ("scope", "_receive", "body_done", "gone", "task", "since", "watcher")
+    running: set[_CancelOnDisconnect] = set()
+    sweeper: asyncio.Task[None] | None = None
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope, self._receive = scope, receive
         self.body_done = self.gone = False
         self.task = asyncio.current_task()
+        self.since = time.monotonic()
         self.watcher: asyncio.Task[None] | None = None
-        self.timer = asyncio.get_running_loop().call_later(DISCONNECT_WATCH_S, self._start)
+        cls = _CancelOnDisconnect
+        cls.running.add(self)
+        if cls.sweeper is None or cls.sweeper.done():
+            cls.sweeper = asyncio.get_running_loop().create_task(cls._sweep())
 
     async def receive(self) -> Message:
         msg = await self._receive()
@@ -135,11 +146,16 @@ class _CancelOnDisconnect:
             self.body_done = True
         return msg
 
-    def _start(self) -> None:
-        if not self.body_done:  # the handler is still reading the body: only one receive() at a time
-            self.timer = asyncio.get_running_loop().call_later(DISCONNECT_WATCH_S, self._start)
-            return
-        self.watcher = asyncio.get_running_loop().create_task(self._watch())
+    @classmethod
+    async def _sweep(cls) -> None:
+        idle = 0
+        loop = asyncio.get_running_loop()
+        while idle < 50:  # exits after ~1 s with nothing running; the next request starts it again
+            await asyncio.sleep(DISCONNECT_WATCH_S)
+            idle = idle + 1 if not cls.running else 0
+            old = time.monotonic() - DISCONNECT_WATCH_S
+            for req in [r for r in cls.running if r.watcher is None and r.body_done and r.since <= old]:
+                req.watcher = loop.create_task(req._watch())  # only one receive() at a time: the body is in
 
     async def _watch(self) -> None:
         msg = await self._receive()  # after the body, the next message is the client leaving
@@ -149,7 +165,7 @@ class _CancelOnDisconnect:
             self.task.cancel()
 
     def stop(self) -> None:
-        self.timer.cancel()
+        _CancelOnDisconnect.running.discard(self)
         if self.watcher is not None:
             self.watcher.cancel()
 
