@@ -161,3 +161,47 @@ def test_load_and_unload_need_the_admin_key(triton: tuple[grpcclient.InferenceSe
     with pytest.raises(InferenceServerException, match="default model") as default:
         c.unload_model("vae-z4", headers=key)
     assert default.value.status() == "StatusCode.INVALID_ARGUMENT"
+
+
+def test_sigterm_drains_grpc(tiny_repo: Path, tmp_path: Path) -> None:
+    """SIGTERM while gRPC clients call in a loop: every call is answered, OK until the drain, then UNAVAILABLE
+    saying so (a client retries elsewhere) or refused at connect once the server has gone; the process exits 0."""
+    import signal
+    import threading
+    import time
+
+    port = free_port()
+    _, proc = launch(["-m", "service"], tiny_repo, tmp_path / "server.log", VAESERVE_GRPC_PORT=str(port),
+                     VAESERVE_DRAIN_TIMEOUT_S="10")
+    req = messages.ModelInferRequest(model_name="vae-z4-decoder")
+    req.inputs.add(name="z", datatype="FP32", shape=[64, 4])
+    req.raw_input_contents.append(np.zeros((64, 4), np.float32).tobytes())
+    outcomes: list[tuple[str, str]] = []
+
+    def caller() -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            call = ch.unary_unary(f"/{messages.SERVICE}/ModelInfer",
+                                  request_serializer=messages.ModelInferRequest.SerializeToString,
+                                  response_deserializer=messages.ModelInferResponse.FromString)
+            while True:
+                try:
+                    call(req, timeout=10)
+                    outcomes.append(("OK", ""))
+                except grpc.RpcError as exc:
+                    outcomes.append((exc.code().name, exc.details() or ""))
+                    return
+
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join(timeout=30)
+    assert proc.wait(timeout=30) == 0
+    ends = [o for o in outcomes if o[0] != "OK"]
+    assert sum(o[0] == "OK" for o in outcomes) > 0 and len(ends) == 4
+    for code, details in ends:
+        assert code == "UNAVAILABLE", (code, details)
+        assert "draining" in details or "connect" in details.lower(), details
+    assert any("draining" in d for _, d in ends), ends
