@@ -7,6 +7,8 @@ SIGTERM/SIGINT drain, so that no connection that carried a request is reset:
   2. Once no request has started for DRAIN_QUIET_S (or DRAIN_WINDOW_S has passed), the listener closes:
      closing it earlier resets connections the kernel had already accepted into its backlog.
   3. uvicorn's own shutdown: idle connections close, requests in flight finish (drain_timeout_s), exit 0.
+The gRPC door follows the same engine state: from step 1 its health service says NOT_SERVING and new calls get
+UNAVAILABLE ("draining"); in the app's lifespan shutdown it stops taking calls and lets those in flight finish.
 """
 
 from __future__ import annotations
