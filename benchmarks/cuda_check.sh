@@ -4,7 +4,7 @@
 # Usage (on a GPU machine): bash benchmarks/cuda_check.sh
 set -uo pipefail
 PY=${PYTHON:-python3}
-export VAESERVE_LOG_LEVEL=warning VAESERVE_QUEUE_ROWS=100000
+export VAESERVE_LOG_LEVEL=warning VAESERVE_QUEUE_BYTES=4294967296
 # Each line: precision, channels_last, CUDA streams per batch (1 = off), CUDA graphs. The last two are built
 # without a GPU at hand (service/gpu.py) and off by default: this is where they are first measured, on and off.
 for conf in "fp32 false 1 false" "fp32 false 2 false" "fp32 false 1 true" "fp32 false 2 true" \

@@ -77,7 +77,7 @@ def main() -> int:
     env = {"VAESERVE_PORT": str(port), "VAESERVE_GRPC_PORT": str(grpc_port),
            "VAESERVE_MODEL_REPOSITORY": str(a.repository),
            "VAESERVE_DEFAULT_MODEL": a.model, "VAESERVE_TORCH_THREADS": "1",
-           "VAESERVE_LOG_LEVEL": "warning", "VAESERVE_QUEUE_ROWS": "100000",
+           "VAESERVE_LOG_LEVEL": "warning", "VAESERVE_QUEUE_BYTES": "4294967296",
            "VAESERVE_MAX_ROWS": str(max(a.rows, 1024))}
     url = f"http://127.0.0.1:{port}"
     rows = []

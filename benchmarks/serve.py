@@ -123,7 +123,7 @@ def main() -> int:
     port = free_port()
     env = {"VAESERVE_PORT": str(port), "VAESERVE_MODEL_REPOSITORY": str(a.repository),
            "VAESERVE_DEFAULT_MODEL": a.model, "VAESERVE_TORCH_THREADS": "1", "VAESERVE_LOG_LEVEL": "warning",
-           "VAESERVE_QUEUE_ROWS": "100000"}
+           "VAESERVE_QUEUE_BYTES": "4294967296"}
     with server([py, "-m", "service"], env, f"http://127.0.0.1:{port}/readyz"):
         url = f"http://127.0.0.1:{port}"
         ours64 = measure(url + "/decode", z1, 64, a.seconds)

@@ -47,7 +47,9 @@ class Settings(BaseSettings):
                               "queued, computing, answering); beyond it, 429 before the body is read")
     stream_min_rows: int = Field(2048, ge=1, description="a /sample .npy answer of at least this many rows is "
                                  "streamed as its chunks finish")
-    queue_rows: int = Field(8192, ge=1, description="rows queued per (model, operation) before 429")
+    queue_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024, description="bytes queued requests may hold "
+                             "(inputs waiting and answers to come), all models; beyond it 429. Requests are admitted "
+                             "by time: when their estimated finish fits their deadline")
     body_timeout_s: float = Field(10.0, gt=0, description="a body not received in full by then gets 408 "
                                   "(slow clients cannot hold a request open)")
     request_timeout_s: float = Field(30.0, gt=0, description="deadline per request; past it, 504 (n=10000 from "

@@ -13,11 +13,15 @@ Chunks are sized by time as well as rows: at most `target_s` of forward time, fr
 at load (`row_cost_s`) and adapted from every chunk's own timing, so a chunk of the conv default is ~30
 rows and one of the MLP 1,024.
 
-The queue's room is shared: a job holds at most `share_rows` of `queue_rows` however many rows it has (the
-rest flows through as its chunks finish), and requests of at most `small_rows` rows may also use a small
-lane, so one bulk request never turns everyone else's requests into 429s. Real overload still answers
-429 at once. A quiet server never waits: a chunk is cut as soon as no other request is on its way
-(`arrivals`), so batching costs nothing at concurrency 1. Forwards run on the runtime's single worker
+Admission is by time: a job is taken when its estimated finish (the rows that will be served before its own, at
+its priority, plus its own, times the learned per-row cost, plus the chunk in flight) fits its deadline; otherwise
+QueueFull at once, saying how long until it would fit. What bounds memory is bytes held (each queued job's input
+and its answer to come), counted in a Budget shared by every batcher of the engine; requests of at most
+`small_rows` rows may go an eighth past it (the interactive lane). An empty queue takes anything, so a request
+larger than any bound is served rather than refused forever.
+
+A quiet server never waits: a chunk is cut as soon as no other request is on its way (`arrivals`), so batching
+costs nothing at concurrency 1. Forwards run on the runtime's single worker
 thread; the event loop only moves futures.
 """
 
@@ -35,7 +39,19 @@ from service.engine.domain import DeadlineExceeded
 
 
 class QueueFull(Exception):
-    """No room for this request's rows: the caller should answer 429."""
+    """This request would not finish in time, or memory is spoken for: the caller answers 429 with Retry-After."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s  # the estimated time until the same request would be taken
+
+
+@dataclass
+class Budget:
+    """Bytes held by queued requests across the batchers of one engine: inputs waiting and answers to come."""
+
+    limit: int
+    held: int = 0
 
 
 Forward = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -60,8 +76,7 @@ class _Job:
     handed: int = 0  # rows given to chunks so far (in order)
     parts: list[torch.Tensor] = field(default_factory=list)  # outputs, in row order
     done_rows: int = 0
-    held: int = 0  # rows counted against the queue's room now
-    small: bool = False  # admitted through the small lane
+    bytes: int = 0  # charged against the Budget while the job is queued
     sink: asyncio.Queue[torch.Tensor | BaseException] | None = None  # streaming: parts go here as they finish
 
     @property
@@ -71,19 +86,17 @@ class _Job:
 
 class Batcher:
     def __init__(self, forward: Forward, executor: Executor, max_batch_rows: int, max_delay_s: float,
-                 queue_rows: int, arrivals: Callable[[], int] = lambda: 0,
+                 budget: Budget, out_row_bytes: int = 0, arrivals: Callable[[], int] = lambda: 0,
                  on_batch: Callable[[int], None] | None = None, target_s: float = 0.05,
-                 row_cost_s: float = 0.0, fair_every: int = 4, share_rows: int | None = None,
-                 small_rows: int = 64, small_lane_rows: int | None = None,
+                 row_cost_s: float = 0.0, fair_every: int = 4, small_rows: int = 64,
                  on_wait: Callable[[int, float], None] | None = None) -> None:
         self.forward = forward  # runs on the worker thread: (rows, labels) -> outputs, row-aligned
         self.executor = executor
         self.max_batch_rows = max_batch_rows
         self.max_delay_s = max_delay_s
-        self.queue_rows = queue_rows
-        self.share_rows = share_rows or max(1, queue_rows // 4)  # the most room one job holds
-        self.small_rows = small_rows  # requests this small may use the small lane...
-        self.small_lane_rows = small_lane_rows if small_lane_rows is not None else max(1, queue_rows // 8)
+        self.budget = budget
+        self.out_row_bytes = out_row_bytes  # bytes of one row's answer (the forward's output)
+        self.small_rows = small_rows  # requests this small may go an eighth past the byte budget
         self.target_s = target_s  # forward time one chunk may take
         self.row_cost_s = row_cost_s  # seconds of forward per row (0 = unknown: chunks of max_batch_rows)
         self.fair_every = fair_every
@@ -92,8 +105,7 @@ class Batcher:
         self.on_wait = on_wait  # (priority level, seconds from submit to first rows in a chunk)
         self.jobs: list[_Job] = []  # in service order: served jobs move to the back
         self.queued_rows = 0  # rows waiting for a chunk, all jobs
-        self.held_rows = 0  # sum of job.held for jobs outside the small lane
-        self.small_held = 0  # ... and inside it
+        self.busy = False  # a chunk is on the worker now
         self.chunks = 0
         self._wake = asyncio.Event()  # set when a job arrives
         self._more = asyncio.Event()  # set on every submit, for the worker's short gathering wait
@@ -172,41 +184,63 @@ class Batcher:
         finally:
             self._retire(job)
 
-    # -- room -----------------------------------------------------------------------------------
+    # -- admission ------------------------------------------------------------------------------
+
+    def estimate_s(self, n: int, level: int) -> float:
+        """Seconds until a new job of n rows at this level would finish: the rows served before its own (all of a
+        higher level's; of its own level, what smallest-remaining-first serves first, at most n of each job; of a
+        lower level, their share of the fair chunks) and its own, times the per-row cost, plus the chunk in flight."""
+        ahead = 0
+        for j in self.jobs:
+            w = j.waiting
+            if j.level < level:
+                ahead += w
+            elif j.level == level:
+                ahead += min(w, n)
+            elif self.fair_every:
+                ahead += min(w, n) // self.fair_every
+        return (ahead + n) * self.row_cost_s + (self.target_s if self.busy else 0.0)
+
+    def wait_s(self) -> float:
+        """Seconds of work waiting now (Prometheus' estimated wait): every waiting row, plus the chunk in flight."""
+        return self.queued_rows * self.row_cost_s + (self.target_s if self.busy else 0.0)
+
+    def _job_bytes(self, job: _Job) -> int:
+        """Input and answer: the whole answer, or for a stream the parts its reader may leave waiting."""
+        out_rows = job.n if job.sink is None else min(job.n, (STREAM_AHEAD + 1) * self.chunk_rows())
+        labels = 0 if job.labels is None else job.labels.element_size() * job.n
+        return job.x.element_size() * job.x.numel() + labels + out_rows * self.out_row_bytes
 
     def _admit(self, job: _Job) -> None:
-        """Hold min(n, share_rows) of the room, or the small lane, or refuse. An empty queue takes anything:
-        refusing then would make a retry pointless."""
-        hold = min(job.n, self.share_rows)
-        if self.held_rows + hold <= self.queue_rows or not self.jobs:
-            self.held_rows += hold
-        elif job.n <= self.small_rows and self.small_held + hold <= self.small_lane_rows:
-            job.small = True
-            self.small_held += hold
-        else:
-            raise QueueFull(f"queue full ({self.queued_rows} rows waiting in {len(self.jobs)} requests, "
-                            f"room {self.queue_rows}; one request holds at most {self.share_rows})")
-        job.held = hold
-
-    def _rehold(self, job: _Job) -> None:
-        """After rows were handed out: the job holds min(what still waits, share)."""
-        hold = min(job.waiting, self.share_rows)
-        if job.small:
-            self.small_held += hold - job.held
-        else:
-            self.held_rows += hold - job.held
-        job.held = hold
+        """Take the job, or QueueFull saying how long until it would fit. An empty queue takes anything: refusing
+        then would make a retry pointless."""
+        job.bytes = self._job_bytes(job)
+        if self.jobs:
+            room = job.deadline - time.monotonic()
+            if self.row_cost_s > 0:
+                est = self.estimate_s(job.n, job.level)
+                # refused only when the work ahead is what makes it late: a request too big for its own deadline
+                # would never fit, so it is taken and the deadline answers it (504), as on an empty queue
+                if est > room >= job.n * self.row_cost_s:
+                    raise QueueFull(f"queue full: this request would finish in about {est:.1f}s, after its "
+                                    f"deadline ({room:.1f}s); {self.queued_rows} rows wait in {len(self.jobs)} "
+                                    "requests", est - room)
+            limit = self.budget.limit * (1.125 if job.n <= self.small_rows else 1.0)
+            over = self.budget.held + job.bytes - limit
+            if over > 0:
+                per_row = max(1.0, self.budget.held / max(1, self.queued_rows))  # bytes one computed row frees
+                raise QueueFull(f"queue full: {self.budget.held} bytes held by queued requests and {job.bytes} "
+                                f"more asked, {self.budget.limit} allowed (VAESERVE_QUEUE_BYTES)",
+                                over / per_row * self.row_cost_s)
+        self.budget.held += job.bytes
 
     def _retire(self, job: _Job) -> None:
         if job in self.jobs:
             self.jobs.remove(job)
             self.queued_rows -= job.waiting
-        if job.held:
-            if job.small:
-                self.small_held -= job.held
-            else:
-                self.held_rows -= job.held
-            job.held = 0
+        if job.bytes:
+            self.budget.held -= job.bytes
+            job.bytes = 0
         if not job.fut.done():
             job.fut.cancel()
 
@@ -258,7 +292,6 @@ class Batcher:
                 self.on_wait(job.level, time.monotonic() - job.submitted)
             job.handed += rows
             self.queued_rows -= rows
-            self._rehold(job)
         served = set(plan)  # round-robin: those served go to the back of the line, in their order
         self.jobs = [j for j in self.jobs if j not in served] + [j for j in self.jobs if j in served]
         self.chunks += 1
@@ -309,6 +342,7 @@ class Batcher:
                 labels = torch.cat([job.labels[a:b] for job, a, b in plan if job.labels is not None])
             if self.on_batch is not None:
                 self.on_batch(len(x))
+            self.busy = True
             try:
                 out, seconds = await loop.run_in_executor(self.executor, self._timed_forward, x, labels)
             except Exception as exc:  # a failed forward fails its own jobs, never the loop
@@ -318,6 +352,8 @@ class Batcher:
                     if not job.fut.done():
                         job.fut.set_exception(exc)
                 continue
+            finally:
+                self.busy = False
             self._learn(len(x), seconds)
             offset = 0
             for job, a, b in plan:

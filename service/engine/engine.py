@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import torch
 
 from service.engine.admission import Admission, Ticket
-from service.engine.batcher import Batcher, QueueFull
+from service.engine.batcher import Batcher, Budget, QueueFull
 from service.engine.domain import DeadlineExceeded, InvalidInput, NotReady, Overloaded, UnknownModel
 from service.engine.metrics import Metrics
 from service.engine.ops import Op, Rows
@@ -44,6 +45,7 @@ class Engine:
         self.unloaded: set[str] = set()  # names an operator unloaded: reloads and the watcher leave them out
         self.load_errors: list[str] = []
         self.batchers: dict[tuple[str, int, Op], Batcher] = {}
+        self.budget = Budget(settings.queue_bytes)  # bytes held by queued requests, all batchers
         self.ready = False
         self.draining = False
         self.last_request_at = 0.0  # time.monotonic() of the newest request: the drain waits for quiet
@@ -190,8 +192,8 @@ class Engine:
             # a uint8 op costs what its float32 twin does until its own chunks say otherwise
             cost = runtime.row_cost.get(key) or runtime.row_cost.get((ckpt.name, ckpt.version, op.float32()), 0.0)
             admission = self.admission
-            b = Batcher(forward, runtime.executor, s.max_batch_rows, s.max_delay_ms / 1000, s.queue_rows,
-                        arrivals=lambda: admission.arriving, on_batch=on_batch,
+            b = Batcher(forward, runtime.executor, s.max_batch_rows, s.max_delay_ms / 1000, self.budget,
+                        op.out_row_bytes(ckpt.latent_dim), arrivals=lambda: admission.arriving, on_batch=on_batch,
                         target_s=s.chunk_target_ms / 1000, row_cost_s=cost, on_wait=on_wait)
             self.batchers[key] = b
         return b
@@ -210,9 +212,10 @@ class Engine:
             raise DeadlineExceeded(f"{exc} (deadline {ticket.timeout_s:g}s for this request)") from exc
 
     def _overloaded(self, exc: QueueFull) -> Overloaded:
-        """A full queue as the domain error (counted): 429 with Retry-After."""
+        """A full queue as the domain error (counted): 429 with Retry-After, the estimated time until it would fit
+        (whole seconds, at least retry_after_s)."""
         self.metrics.rejections.labels("queue_full").inc()
-        retry = self.settings.retry_after_s
+        retry = max(self.settings.retry_after_s, math.ceil(exc.retry_after_s))
         return Overloaded(f"server busy: {exc}; retry after {retry}s", retry)
 
     def stream(self, ckpt: Checkpoint, op: Op, rows: Rows, ticket: Ticket) -> AsyncIterator[torch.Tensor]:
@@ -240,6 +243,13 @@ class Engine:
 
     def queued_rows(self) -> int:
         return sum(b.queued_rows for b in self.batchers.values())
+
+    def estimated_wait(self) -> dict[str, float]:
+        """Seconds of work waiting per model (the longest of its operations' queues)."""
+        out: dict[str, float] = {}
+        for (name, _, _), b in self.batchers.items():
+            out[name] = max(out.get(name, 0.0), b.wait_s())
+        return out
 
     async def stop(self) -> None:
         for b in self.batchers.values():

@@ -24,6 +24,10 @@ class Metrics:
                                      "operation: work that stops when its requests are cancelled",
                                      ["model", "op"], registry=r)
         self.queue_rows = Gauge("vaeserve_queue_rows", "rows waiting, all batchers", registry=r)
+        self.queue_bytes = Gauge("vaeserve_queue_bytes", "bytes held by queued requests (inputs and answers to "
+                                 "come), all models", registry=r)
+        self.estimated_wait = Gauge("vaeserve_estimated_wait_seconds", "seconds of work waiting, by model: what a "
+                                    "new bulk request would wait", ["model"], registry=r)
         self.inflight = Gauge("vaeserve_inflight_requests", "requests being served", registry=r)
         self.rejections = Counter("vaeserve_rejections_total", "requests refused by reason", ["reason"], registry=r)
         self.load_failures = Counter("vaeserve_model_load_failures_total", "checkpoints refused at load",

@@ -28,6 +28,14 @@ class Op(StrEnum):
     def out_dtype(self) -> torch.dtype:
         return torch.uint8 if self in (Op.DECODE_U8, Op.SAMPLE_U8) else torch.float32
 
+    def out_row_bytes(self, latent_dim: int) -> int:
+        """Bytes of one row's output: what a queued request's answer will hold."""
+        if self in (Op.ENCODE,):
+            return 2 * latent_dim * 4
+        if self is Op.PRIOR:
+            return latent_dim * 4
+        return 28 * 28 * (1 if self.out_dtype == torch.uint8 else 4)
+
     def uint8(self) -> Op:
         """The same work with uint8 pixels (decode -> decode_u8, sample -> sample_u8)."""
         return {Op.DECODE: Op.DECODE_U8, Op.SAMPLE: Op.SAMPLE_U8}.get(self, self)

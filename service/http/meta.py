@@ -77,4 +77,7 @@ async def metrics(request: Request) -> Response:
     """Prometheus exposition."""
     st = _state(request)
     st.metrics.queue_rows.set(st.queued_rows())
+    st.metrics.queue_bytes.set(st.budget.held)
+    for model, seconds in st.estimated_wait().items():
+        st.metrics.estimated_wait.labels(model).set(seconds)
     return Response(generate_latest(st.metrics.registry), media_type=CONTENT_TYPE_LATEST)

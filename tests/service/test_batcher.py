@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from service.app import create_app
-from service.engine.batcher import Batcher, DeadlineExceeded, QueueFull
+from service.engine.batcher import Batcher, Budget, DeadlineExceeded, QueueFull
 from tests.service.conftest import make_settings
 
 
@@ -49,7 +49,7 @@ def executor():
 def test_rows_come_back_in_order_and_unmixed(executor: ThreadPoolExecutor) -> None:
     async def go() -> None:
         rec = Recorder()
-        b = Batcher(rec, executor, max_batch_rows=16, max_delay_s=0, queue_rows=1000)
+        b = Batcher(rec, executor, max_batch_rows=16, max_delay_s=0, budget=Budget(1 << 40))
         rec.gate.clear()  # hold the worker so requests pile up and share batches
         inputs = [torch.arange(i * 100, i * 100 + 1 + i % 5, dtype=torch.float32).unsqueeze(1) for i in range(40)]
         tasks = [asyncio.create_task(b.submit(x, None, far())) for x in inputs]
@@ -67,7 +67,7 @@ def test_rows_come_back_in_order_and_unmixed(executor: ThreadPoolExecutor) -> No
 def test_big_requests_are_split(executor: ThreadPoolExecutor) -> None:
     async def go() -> None:
         rec = Recorder()
-        b = Batcher(rec, executor, max_batch_rows=8, max_delay_s=0, queue_rows=1000)
+        b = Batcher(rec, executor, max_batch_rows=8, max_delay_s=0, budget=Budget(1 << 40))
         x = torch.arange(30, dtype=torch.float32).unsqueeze(1)
         out = await b.submit(x, None, far())
         assert torch.equal(out, x * 2) and max(rec.sizes) == 8 and sum(rec.sizes) == 30
@@ -76,41 +76,69 @@ def test_big_requests_are_split(executor: ThreadPoolExecutor) -> None:
     asyncio.run(go())
 
 
-def test_full_queue_refuses_at_once(executor: ThreadPoolExecutor) -> None:
+def test_admission_by_time_refuses_what_would_miss_its_deadline(executor: ThreadPoolExecutor) -> None:
+    """A fake forward of known cost (10 ms a row, set, not timed): a request is taken when the rows served before
+    it plus its own fit its deadline, and refused at once otherwise, with the time until it would fit."""
     async def go() -> None:
         rec = Recorder()
         rec.gate.clear()
-        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=10, share_rows=10, small_rows=0)
+        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, budget=Budget(1 << 40), row_cost_s=0.01,
+                    target_s=0.04)
+        b._learn = lambda rows, seconds: None  # type: ignore[method-assign]  # keep the known cost
         first = asyncio.create_task(b.submit(torch.zeros(4, 1), None, far()))
-        await asyncio.sleep(0.02)  # the worker took these 4 rows and is held
+        await asyncio.sleep(0.02)  # the worker took these 4 rows and is held: one chunk in flight
         queued = asyncio.create_task(b.submit(torch.zeros(10, 1), None, far()))
         await asyncio.sleep(0.01)
+        # 40 rows, 0.45 s to go: (10 ahead + 40 own) x 10 ms + the chunk in flight (40 ms) = 0.54 s
+        assert b.estimate_s(40, 2) == pytest.approx(0.54)
         t0 = time.perf_counter()
-        with pytest.raises(QueueFull):
-            await b.submit(torch.zeros(1, 1), None, far())
+        with pytest.raises(QueueFull, match="after its deadline") as refused:
+            await b.submit(torch.zeros(40, 1), None, time.monotonic() + 0.45)
         assert time.perf_counter() - t0 < 0.05
+        assert refused.value.retry_after_s == pytest.approx(0.09, abs=0.02)  # until 0.54 s of work fits 0.45 s
+        # rows with a deadline they fit are taken; so is one row (it goes before the bulk)
+        assert b.estimate_s(1, 2) == pytest.approx(0.06)
+        one = asyncio.create_task(b.submit(torch.zeros(1, 1), None, time.monotonic() + 0.5))
+        bulk = asyncio.create_task(b.submit(torch.zeros(100, 1), None, time.monotonic() + 30))
+        await asyncio.sleep(0.01)
+        # a higher priority counts every waiting row of lower levels only as its share of the fair chunks
+        assert b.estimate_s(10, 1) == pytest.approx((10 + 10 // 4 + 1 // 4 + 10 // 4) * 0.01 + 0.04)
         rec.gate.set()
-        await asyncio.gather(first, queued)
+        await asyncio.gather(first, queued, one, bulk)
         await b.stop()
 
     asyncio.run(go())
 
 
-def test_request_bigger_than_the_queue_runs_when_nothing_waits(executor: ThreadPoolExecutor) -> None:
+def test_byte_budget_bounds_memory_and_small_requests_keep_a_lane(executor: ThreadPoolExecutor) -> None:
+    """Bytes held (input and answer to come) are counted across batchers sharing one Budget; past it, 429 with
+    the time until enough rows are computed to free the excess; an empty queue takes anything."""
     async def go() -> None:
         rec = Recorder()
-        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=10, share_rows=10, small_rows=0)
-        out = await b.submit(torch.ones(25, 1), None, far())  # 25 rows > capacity 10, queue empty
-        assert out.shape == (25, 1) and float(out.sum()) == 50
+        budget = Budget(1000)  # bytes; rows here are 4 bytes in and 4 out
+        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, budget=budget, out_row_bytes=4,
+                    row_cost_s=0.01, small_rows=2)
+        b._learn = lambda rows, seconds: None  # type: ignore[method-assign]
+        out = await b.submit(torch.ones(250, 1), None, far())  # 2,000 bytes > 1,000, queue empty: served
+        assert out.shape == (250, 1) and budget.held == 0
         rec.gate.clear()
         held = asyncio.create_task(b.submit(torch.zeros(4, 1), None, far()))
-        await asyncio.sleep(0.02)  # the worker holds those 4 rows
-        waiting = asyncio.create_task(b.submit(torch.zeros(2, 1), None, far()))
+        await asyncio.sleep(0.02)  # the worker holds those 4 rows (32 bytes still held: the job is not done)
+        waiting = asyncio.create_task(b.submit(torch.zeros(100, 1), None, far()))  # 800 bytes
         await asyncio.sleep(0.01)
-        with pytest.raises(QueueFull):  # now rows wait, and 25 more would overflow
-            await b.submit(torch.zeros(25, 1), None, far())
+        assert budget.held == 832
+        with pytest.raises(QueueFull, match="VAESERVE_QUEUE_BYTES") as refused:
+            await b.submit(torch.zeros(25, 1), None, far())  # 200 more: 1,032 > 1,000
+        # 32 bytes over; the queue frees 832 / 100 waiting rows = 8.32 bytes a row: ~3.8 rows of 10 ms
+        assert refused.value.retry_after_s == pytest.approx(32 / 8.32 * 0.01, rel=0.01)
+        lane = asyncio.create_task(b.submit(torch.zeros(2, 1), None, far()))  # 16 bytes: within the eighth
+        await asyncio.sleep(0.01)
+        other = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, budget=budget, out_row_bytes=4)
+        assert budget.held == 848
         rec.gate.set()
-        await asyncio.gather(held, waiting)
+        await asyncio.gather(held, waiting, lane)
+        assert budget.held == 0
+        await other.stop()
         await b.stop()
 
     asyncio.run(go())
@@ -120,7 +148,7 @@ def test_deadline_gives_deadline_exceeded(executor: ThreadPoolExecutor) -> None:
     async def go() -> None:
         rec = Recorder()
         rec.gate.clear()
-        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=100)
+        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, budget=Budget(1 << 40))
         with pytest.raises(DeadlineExceeded):
             await b.submit(torch.zeros(2, 1), None, time.monotonic() + 0.05)
         rec.gate.set()
@@ -139,7 +167,7 @@ def test_a_failed_forward_fails_only_its_batch(executor: ThreadPoolExecutor) -> 
         return x
 
     async def go() -> None:
-        b = Batcher(flaky, executor, max_batch_rows=4, max_delay_s=0, queue_rows=100)
+        b = Batcher(flaky, executor, max_batch_rows=4, max_delay_s=0, budget=Budget(1 << 40))
         with pytest.raises(RuntimeError, match="boom"):
             await b.submit(torch.zeros(1, 1), None, far())
         assert torch.equal(await b.submit(torch.ones(2, 1), None, far()), torch.ones(2, 1))
@@ -179,7 +207,7 @@ async def held_then_released(rec: Chunks, b: Batcher, jobs: list[tuple[torch.Ten
 def test_a_small_request_rides_in_the_next_chunk_not_after_the_bulk_job(executor: ThreadPoolExecutor) -> None:
     async def go() -> None:
         rec = Chunks()
-        b = Batcher(rec, executor, max_batch_rows=10, max_delay_s=0, queue_rows=10_000)
+        b = Batcher(rec, executor, max_batch_rows=10, max_delay_s=0, budget=Budget(1 << 40))
         bulk, small = rows(0, 100), rows(1000, 1)
         out = await held_then_released(rec, b, [(bulk, 0), (small, 0)])
         assert torch.equal(out[0], bulk * 2) and torch.equal(out[1], small * 2)
@@ -195,7 +223,7 @@ def test_a_small_request_rides_in_the_next_chunk_not_after_the_bulk_job(executor
 def test_smallest_remaining_goes_first_and_every_fourth_chunk_is_shared(executor: ThreadPoolExecutor) -> None:
     async def go() -> None:
         rec = Chunks()
-        b = Batcher(rec, executor, max_batch_rows=8, max_delay_s=0, queue_rows=10_000, fair_every=4)
+        b = Batcher(rec, executor, max_batch_rows=8, max_delay_s=0, budget=Budget(1 << 40), fair_every=4)
         await held_then_released(rec, b, [(rows(0, 40), 0), (rows(100, 24), 0), (rows(200, 40), 0)])
         owners = [{v // 100 for v in chunk} for chunk in rec.chunks]
         assert owners[0] == {0}  # taken before the others arrived
@@ -209,7 +237,7 @@ def test_smallest_remaining_goes_first_and_every_fourth_chunk_is_shared(executor
 def test_priority_is_served_first_but_every_fourth_chunk_ignores_it(executor: ThreadPoolExecutor) -> None:
     async def go() -> None:
         rec = Chunks()
-        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=10_000, fair_every=4)
+        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, budget=Budget(1 << 40), fair_every=4)
         high = [(rows(100 * (i + 1), 20), 1) for i in range(3)]  # enough high-priority rows to fill many chunks
         low = (rows(9000, 1), 5)
         await held_then_released(rec, b, [(rows(0, 4), 0), *high, low])
@@ -221,36 +249,10 @@ def test_priority_is_served_first_but_every_fourth_chunk_ignores_it(executor: Th
     asyncio.run(go())
 
 
-def test_one_bulk_request_cannot_fill_the_room(executor: ThreadPoolExecutor) -> None:
-    async def go() -> None:
-        rec = Chunks()
-        rec.gate.clear()
-        b = Batcher(rec, executor, max_batch_rows=10, max_delay_s=0, queue_rows=100, share_rows=25,
-                    small_rows=4, small_lane_rows=8)
-        bulk = asyncio.create_task(b.submit(rows(0, 1000), None, far()))  # far more rows than the room
-        await asyncio.sleep(0.01)
-        assert b.held_rows == 25  # it holds its share; the rest flows through as chunks finish
-        smalls = [asyncio.create_task(b.submit(rows(5000 + i, 1), None, far())) for i in range(50)]
-        await asyncio.sleep(0.01)  # 50 single rows beside it: no 429
-        others = [asyncio.create_task(b.submit(rows(2000, 100), None, far()))]  # holds 25 more: the room is full
-        await asyncio.sleep(0.01)
-        assert b.held_rows == 100
-        with pytest.raises(QueueFull):  # real overload is still refused at once
-            await b.submit(rows(8000, 100), None, far())
-        lane = asyncio.create_task(b.submit(rows(9000, 2), None, far()))  # small requests have their own lane
-        await asyncio.sleep(0.01)
-        rec.gate.set()
-        await asyncio.gather(bulk, *smalls, *others, lane)
-        assert b.held_rows == 0 and b.small_held == 0
-        await b.stop()
-
-    asyncio.run(go())
-
-
 def test_chunks_are_sized_by_time_and_the_cost_adapts(executor: ThreadPoolExecutor) -> None:
     async def go() -> None:
         rec = Chunks()
-        b = Batcher(rec, executor, max_batch_rows=1024, max_delay_s=0, queue_rows=10_000, target_s=0.05,
+        b = Batcher(rec, executor, max_batch_rows=1024, max_delay_s=0, budget=Budget(1 << 40), target_s=0.05,
                     row_cost_s=0.005)
         assert b.chunk_rows() == 10  # 50 ms at 5 ms a row
         b._learn(20, 20 * 0.025)  # a chunk that took 25 ms a row: the cost moves towards it
@@ -270,7 +272,7 @@ def test_a_stream_yields_parts_as_chunks_finish_and_a_slow_reader_holds_it_back(
         executor: ThreadPoolExecutor) -> None:
     async def go() -> None:
         rec = Chunks()
-        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, queue_rows=10_000)
+        b = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, budget=Budget(1 << 40))
         parts = b.open_stream(rows(0, 100), None, far())
         await asyncio.sleep(0.05)  # nobody reads: the job runs at most STREAM_AHEAD chunks ahead of its reader
         from service.engine.batcher import STREAM_AHEAD
@@ -279,7 +281,7 @@ def test_a_stream_yields_parts_as_chunks_finish_and_a_slow_reader_holds_it_back(
         assert torch.equal(first, rows(0, 4) * 2) and len(rec.chunks) < 25
         rest = [p async for p in parts]
         assert torch.equal(torch.cat([first, *rest]), rows(0, 100) * 2)
-        assert b.queued_rows == 0 and b.held_rows == 0 and not b.jobs
+        assert b.queued_rows == 0 and b.budget.held == 0 and not b.jobs
         await b.stop()
 
     asyncio.run(go())
@@ -333,16 +335,17 @@ def test_seeded_samples_do_not_depend_on_batch_mates(tiny_repo: Path) -> None:
 
 
 def test_overload_answers_429_with_retry_after(tiny_repo: Path) -> None:
-    app = create_app(make_settings(tiny_repo, queue_rows=8, max_batch_rows=4))
+    app = create_app(make_settings(tiny_repo, queue_bytes=1 << 20, max_batch_rows=4))
 
-    async def go():
-        return await _concurrent(app, [("/sample", {"n": 4, "seed": i}) for i in range(60)])
+    async def go():  # each 630 kB: the megabyte holds one at a time
+        return await _concurrent(app, [("/sample", {"n": 200, "seed": i}) for i in range(30)])
 
     rs = _with_lifespan(app, go)
     codes = [r.status_code for r in rs]
     assert set(codes) <= {200, 429} and 429 in codes and 200 in codes
     busy = next(r for r in rs if r.status_code == 429)
-    assert busy.headers["retry-after"] == "1" and "queue full" in busy.json()["error"]
+    assert int(busy.headers["retry-after"]) >= 1 and "queue full" in busy.json()["error"]
+    assert app.state.engine.budget.held == 0
 
 
 def test_deadline_answers_504(tiny_repo: Path) -> None:
@@ -353,7 +356,7 @@ def test_deadline_answers_504(tiny_repo: Path) -> None:
 
     rs = _with_lifespan(app, go)
     assert any(r.status_code == 504 for r in rs)
-    assert all(r.status_code in (200, 504) for r in rs)
+    assert all(r.status_code in (200, 429, 504) for r in rs)  # 429: the work ahead would make it late
     assert "deadline" in next(r for r in rs if r.status_code == 504).json()["error"]
 
 
@@ -371,12 +374,12 @@ def test_too_many_in_flight_is_429_at_the_door(tiny_repo: Path) -> None:
 
 
 def test_sample_bigger_than_the_queue_is_served(tiny_repo: Path) -> None:
-    """n above queue_rows must not get a 429 that no retry could ever pass."""
-    app = create_app(make_settings(tiny_repo, queue_rows=8, max_batch_rows=4))
+    """A request above the byte budget must not get a 429 that no retry could ever pass."""
+    app = create_app(make_settings(tiny_repo, queue_bytes=1 << 20, max_batch_rows=4))
 
-    async def go():
-        return await _concurrent(app, [("/sample", {"n": 50, "seed": 1})])
+    async def go():  # 1,000 rows: 3.1 MB of answer
+        return await _concurrent(app, [("/sample", {"n": 1000, "seed": 1})])
 
     (r,) = _with_lifespan(app, go)
     assert r.status_code == 200, r.text
-    assert len(r.json()["images"]) == 50
+    assert len(r.json()["images"]) == 1000

@@ -32,7 +32,7 @@ class Live:
     def __init__(self, repo: Path) -> None:
         self.port, self.grpc_port = free_port(), free_port()
         settings = make_settings(repo, port=self.port, grpc_port=self.grpc_port, max_rows=ROWS, max_sample=ROWS,
-                                 max_batch_rows=CHUNK, queue_rows=4 * ROWS, stream_min_rows=2048)
+                                 max_batch_rows=CHUNK, stream_min_rows=2048)
         self.app = create_app(settings)
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, loop="asyncio",
                                                     log_config=None, lifespan="on"))
