@@ -106,6 +106,7 @@ class Batcher:
         self.jobs: list[_Job] = []  # in service order: served jobs move to the back
         self.queued_rows = 0  # rows waiting for a chunk, all jobs
         self.busy = False  # a chunk is on the worker now
+        self.horizon = 0.0  # time.monotonic() by which the requests already told to come back would have run
         self.chunks = 0
         self._wake = asyncio.Event()  # set when a job arrives
         self._more = asyncio.Event()  # set on every submit, for the worker's short gathering wait
@@ -205,6 +206,16 @@ class Batcher:
         """Seconds of work waiting now (Prometheus' estimated wait): every waiting row, plus the chunk in flight."""
         return self.queued_rows * self.row_cost_s + (self.target_s if self.busy else 0.0)
 
+    def _come_back(self, job: _Job, fits_in_s: float) -> float:
+        """Retry-After for a refused job: when it would fit, counting the work of those already refused before it
+        (a virtual line), so a crowd told to come back returns spread over the time the queue takes to drain, not
+        all at once to be refused again."""
+        now = time.monotonic()
+        self.horizon = max(self.horizon, now + fits_in_s)
+        retry = self.horizon - now
+        self.horizon += job.n * self.row_cost_s
+        return retry
+
     def _job_bytes(self, job: _Job) -> int:
         """Input and answer: the whole answer, or for a stream the parts its reader may leave waiting."""
         out_rows = job.n if job.sink is None else min(job.n, (STREAM_AHEAD + 1) * self.chunk_rows())
@@ -224,14 +235,14 @@ class Batcher:
                 if est > room >= job.n * self.row_cost_s:
                     raise QueueFull(f"queue full: this request would finish in about {est:.1f}s, after its "
                                     f"deadline ({room:.1f}s); {self.queued_rows} rows wait in {len(self.jobs)} "
-                                    "requests", est - room)
+                                    "requests", self._come_back(job, est - room))
             limit = self.budget.limit * (1.125 if job.n <= self.small_rows else 1.0)
             over = self.budget.held + job.bytes - limit
             if over > 0:
                 per_row = max(1.0, self.budget.held / max(1, self.queued_rows))  # bytes one computed row frees
                 raise QueueFull(f"queue full: {self.budget.held} bytes held by queued requests and {job.bytes} "
                                 f"more asked, {self.budget.limit} allowed (VAESERVE_QUEUE_BYTES)",
-                                over / per_row * self.row_cost_s)
+                                self._come_back(job, over / per_row * self.row_cost_s))
         self.budget.held += job.bytes
 
     def _retire(self, job: _Job) -> None:

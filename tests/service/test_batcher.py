@@ -131,6 +131,10 @@ def test_byte_budget_bounds_memory_and_small_requests_keep_a_lane(executor: Thre
             await b.submit(torch.zeros(25, 1), None, far())  # 200 more: 1,032 > 1,000
         # 32 bytes over; the queue frees 832 / 100 waiting rows = 8.32 bytes a row: ~3.8 rows of 10 ms
         assert refused.value.retry_after_s == pytest.approx(32 / 8.32 * 0.01, rel=0.01)
+        # the next refused comes back after the first one's work has run too (25 rows x 10 ms): a virtual line
+        with pytest.raises(QueueFull) as second:
+            await b.submit(torch.zeros(25, 1), None, far())
+        assert second.value.retry_after_s == pytest.approx(32 / 8.32 * 0.01 + 0.25, abs=0.01)
         lane = asyncio.create_task(b.submit(torch.zeros(2, 1), None, far()))  # 16 bytes: within the eighth
         await asyncio.sleep(0.01)
         other = Batcher(rec, executor, max_batch_rows=4, max_delay_s=0, budget=budget, out_row_bytes=4)
