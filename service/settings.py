@@ -35,7 +35,9 @@ class Settings(BaseSettings):
                               "power of two). Not yet measured on a GPU: benchmarks/cuda_check.sh measures it")
     torch_threads: int = Field(1, ge=1, description="intra-op threads; 1 leaves a core to the HTTP loop")
     max_rows: int = Field(1024, ge=1, description="most rows (images or latents) in one request")
-    max_sample: int = Field(10000, ge=1, description="largest n for /sample")
+    max_sample: int = Field(10000, ge=1, description="largest n for a /sample answer in JSON, PNG or .npz")
+    max_stream_sample: int = Field(1_000_000, ge=1, description="largest n for a /sample .npy answer (streamed in "
+                                   "blocks of 10,000 rows; its deadline is request_timeout_s per block)")
     max_steps: int = Field(256, ge=2, description="largest steps for /interpolate")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger bodies get 413 before being read")
     max_batch_rows: int = Field(1024, ge=1, description="most rows in one forward pass (chunks are also sized "

@@ -50,6 +50,12 @@ class Ticket:
             self.timeout_s = max(0.0, seconds)
             self.deadline = time.monotonic() + self.timeout_s
 
+    def scale(self, factor: int) -> None:
+        """A request that is many requests' work (a long stream): its deadline is factor times the usual."""
+        if factor > 1:
+            self.deadline += self.timeout_s * (factor - 1)
+            self.timeout_s *= factor
+
     def queued(self) -> None:
         """Its rows are in a batcher now: no longer a reason for a batch to wait."""
         if self._arriving:

@@ -134,11 +134,11 @@ class Batcher:
             self._task = None
 
     def _enqueue(self, x: torch.Tensor, labels: torch.Tensor | None, deadline: float, priority: int,
-                 stream: bool) -> _Job:
+                 stream: bool, admitted: bool = False) -> _Job:
         job = _Job(x, len(x), labels, deadline, level(priority), asyncio.get_running_loop().create_future())
         if stream:
             job.sink = asyncio.Queue()
-        self._admit(job)  # QueueFull now, before anything is answered
+        self._admit(job, admitted)  # QueueFull now, before anything is answered
         self.start()
         self.jobs.append(job)
         self.queued_rows += job.n
@@ -147,10 +147,11 @@ class Batcher:
         return job
 
     def open_stream(self, x: torch.Tensor, labels: torch.Tensor | None, deadline: float,
-                    priority: int = 0) -> AsyncIterator[torch.Tensor]:
-        """Queue rows x now (QueueFull at once) and return their outputs as an iterator of parts, in row order,
-        each yielded as soon as its chunk finishes; a slow reader holds the job back (bounded memory)."""
-        return self._parts(self._enqueue(x, labels, deadline, priority, stream=True))
+                    priority: int = 0, admitted: bool = False) -> AsyncIterator[torch.Tensor]:
+        """Queue rows x now (QueueFull at once, unless `admitted`: the next block of a request already taken) and
+        return their outputs as an iterator of parts, in row order, each yielded as soon as its chunk finishes; a
+        slow reader holds the job back (bounded memory)."""
+        return self._parts(self._enqueue(x, labels, deadline, priority, stream=True, admitted=admitted))
 
     async def _parts(self, job: _Job) -> AsyncIterator[torch.Tensor]:
         assert job.sink is not None
@@ -222,11 +223,11 @@ class Batcher:
         labels = 0 if job.labels is None else job.labels.element_size() * job.n
         return job.x.element_size() * job.x.numel() + labels + out_rows * self.out_row_bytes
 
-    def _admit(self, job: _Job) -> None:
+    def _admit(self, job: _Job, admitted: bool = False) -> None:
         """Take the job, or QueueFull saying how long until it would fit. An empty queue takes anything: refusing
         then would make a retry pointless."""
         job.bytes = self._job_bytes(job)
-        if self.jobs:
+        if self.jobs and not admitted:
             room = job.deadline - time.monotonic()
             if self.row_cost_s > 0:
                 est = self.estimate_s(job.n, job.level)
@@ -282,6 +283,8 @@ class Batcher:
         for group in groups:  # higher priority levels first; the rest of the chunk goes on down
             if room <= 0:
                 break
+            if not group:  # a fair chunk while every job with rows waits for its reader
+                continue
             if fair:
                 quantum = max(1, room // len(group))
                 for job in group:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import torch
@@ -218,25 +218,38 @@ class Engine:
         retry = max(self.settings.retry_after_s, math.ceil(exc.retry_after_s))
         return Overloaded(f"server busy: {exc}; retry after {retry}s", retry)
 
-    def stream(self, ckpt: Checkpoint, op: Op, rows: Rows, ticket: Ticket) -> AsyncIterator[torch.Tensor]:
-        """Rows queued now (Overloaded at once); their outputs as parts, in order, as chunks finish. The ticket
-        is kept and released when the parts are all read or the reader stops (which retires the job)."""
+    def stream(self, ckpt: Checkpoint, op: Op, rows: Rows | Iterator[Rows],
+               ticket: Ticket) -> AsyncIterator[torch.Tensor]:
+        """Rows queued now (Overloaded at once); their outputs as parts, in order, as chunks finish. `rows` may be
+        an iterator of blocks, made as the stream reaches them (a million rows never wait in memory): the first is
+        admitted now, each next one queued, already admitted, when the one before has been read. The ticket is
+        kept and released when the parts are all read or the reader stops (which retires the job)."""
+        blocks = iter([rows]) if isinstance(rows, Rows) else rows
+        batcher = self.batcher(ckpt, op)
+        first = next(blocks)
         try:
-            parts = self.batcher(ckpt, op).open_stream(rows.x, rows.labels, ticket.deadline, ticket.priority)
+            parts = batcher.open_stream(first.x, first.labels, ticket.deadline, ticket.priority)
         except QueueFull as exc:
             raise self._overloaded(exc) from exc
         ticket.queued()
         ticket.keep()
 
         async def released() -> AsyncIterator[torch.Tensor]:
+            current = parts
             try:
-                async for part in parts:
-                    yield part
+                while True:
+                    async for part in current:
+                        yield part
+                    block = next(blocks, None)
+                    if block is None:
+                        return
+                    current = batcher.open_stream(block.x, block.labels, ticket.deadline, ticket.priority,
+                                                  admitted=True)
             except DeadlineExceeded:
                 self.metrics.rejections.labels("deadline").inc()
                 raise
             finally:
-                await parts.aclose()  # type: ignore[attr-defined]  # retire the job now, not at garbage collection
+                await current.aclose()  # type: ignore[attr-defined]  # retire the job now, not at garbage collection
                 ticket.release()
 
         return released()

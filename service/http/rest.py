@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Iterator
 from typing import TypeVar
 
 import numpy as np
@@ -84,6 +85,21 @@ def seeded_normal(seed: int, rows: int, m: int) -> torch.Tensor:
     return torch.randn(rows, m, generator=torch.Generator().manual_seed(seed))
 
 
+SEED_BLOCK = 10_000  # rows [k*B, (k+1)*B) of a /sample answer are the answer of n=B (or what is left) and seed
+# block_seed(seed, k): a block made alone or within a million-row stream is the same, and any block can be remade
+
+
+def block_seed(seed: int, k: int) -> int:
+    """Block k's seed: the request's own for block 0 (so every answer of n <= SEED_BLOCK is seeded as always)."""
+    return seed if k == 0 else (seed + k * 0x9E3779B97F4A7C15) % 2**63
+
+
+def noise_blocks(seed: int, n: int, m: int, temperature: float) -> Iterator[tuple[int, torch.Tensor]]:
+    """(first row, noise) per block, made when asked for: a million rows never wait in memory at once."""
+    for start in range(0, n, SEED_BLOCK):
+        yield start, seeded_normal(block_seed(seed, start // SEED_BLOCK), min(SEED_BLOCK, n - start), m) * temperature
+
+
 async def encode(request: Request, engine: Engine, ticket: Ticket) -> Response:
     """Encode images to the posterior q(z|x): mu and logvar (null for deterministic autoencoders);
     with `sample`, also z = mu + sigma * eps, seeded by `seed`."""
@@ -123,25 +139,38 @@ async def sample(request: Request, engine: Engine, ticket: Ticket) -> Response:
     if not ckpt.generative:
         raise InvalidInput(f"model {ckpt.name} ({ckpt.meta.kind}) is not generative: it has no prior to "
                             "sample from; use a vae or cvae model")
-    if req.n > engine.settings.max_sample:
-        raise InvalidInput(f"n={req.n}; at most {engine.settings.max_sample} samples per request")
-    raw_labels = req.labels
-    if raw_labels == "balanced":
+    s = engine.settings
+    streamed = wants_npy(request) and (req.n >= s.stream_min_rows or req.n > s.max_sample)
+    if streamed and req.n > s.max_stream_sample:
+        raise InvalidInput(f"n={req.n}; at most {s.max_stream_sample} samples in one streamed .npy answer")
+    if not streamed and req.n > s.max_sample:
+        raise InvalidInput(f"n={req.n}; at most {s.max_sample} samples in a JSON, PNG or .npz answer; up to "
+                           f"{s.max_stream_sample} as a streamed .npy answer (Accept: application/x-npy)")
+    if req.labels == "balanced":
         if not ckpt.num_classes:
             raise InvalidInput(f"model {ckpt.name} is not conditional: labels are not accepted")
-        raw_labels = [i % ckpt.num_classes for i in range(req.n)]
-    labels = labels_tensor(raw_labels if isinstance(raw_labels, list) else None, ckpt, req.n)
+        all_labels = None
+    else:
+        all_labels = labels_tensor(req.labels if isinstance(req.labels, list) else None, ckpt, req.n)
+
+    def labels_for(start: int, rows: int) -> torch.Tensor | None:
+        if req.labels == "balanced":  # 0, 1, ..., 9, 0, 1, ... counted from the answer's first row
+            return torch.arange(start, start + rows) % ckpt.num_classes
+        return None if all_labels is None else all_labels[start: start + rows]
+
     seed = req.seed if req.seed is not None else secrets.randbits(63)
-    z = seeded_normal(seed, req.n, ckpt.latent_dim) * req.temperature
     op = decode_op(req.dtype, req.format)
-    if ckpt.has_prior:  # the learned prior's latents for this noise: same seed, same digits; temperature scales eps
-        if wants_npy(request):  # images only: prior and decode in one forward (one trip through the queue)
-            op = Op.SAMPLE_U8 if op == Op.DECODE_U8 else Op.SAMPLE
-        else:  # the answer carries z
-            z = await engine.run(ckpt, Op.PRIOR, Rows(z), ticket)
-    if wants_npy(request) and req.n >= engine.settings.stream_min_rows:
-        parts = engine.stream(ckpt, op, Rows(z, labels), ticket)
+    if ckpt.has_prior and wants_npy(request):  # images only: prior and decode in one forward (one trip)
+        op = Op.SAMPLE_U8 if op == Op.DECODE_U8 else Op.SAMPLE
+    blocks = noise_blocks(seed, req.n, ckpt.latent_dim, req.temperature)
+    if streamed:
+        ticket.scale(math.ceil(req.n / SEED_BLOCK))  # one deadline, scaled with the work
+        parts = engine.stream(ckpt, op, (Rows(z, labels_for(start, len(z))) for start, z in blocks), ticket)
         return npy_stream(parts, req.n, req.dtype, ckpt.name, ckpt.version, {"x-seed": str(seed)})
+    z = torch.cat([z for _, z in blocks])
+    labels = labels_for(0, req.n)
+    if ckpt.has_prior and not wants_npy(request):  # the answer carries z: the learned prior's latents
+        z = await engine.run(ckpt, Op.PRIOR, Rows(z), ticket)
     imgs = (await engine.run(ckpt, op, Rows(z, labels), ticket)).numpy()
     payload = {"model": ckpt.name, "version": ckpt.version, "z": z.numpy(), "seed": seed,
                "labels": None if labels is None else labels.tolist()}

@@ -94,7 +94,8 @@ class ImagesResponse(BaseModel):
 
 
 class SampleRequest(Routed):
-    n: Annotated[int, Field(strict=True, ge=1, le=HARD_MAX_ROWS)] = 1
+    n: Annotated[int, Field(strict=True, ge=1, description="digits to draw: up to max_sample (10,000) in JSON or PNG, "
+                            "up to max_stream_sample (1,000,000) as a streamed .npy answer")] = 1
     seed: Seed | None = None
     temperature: Annotated[float, Field(gt=0.0, le=10.0, allow_inf_nan=False)] = 1.0
     labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | Literal["balanced"] | None = None

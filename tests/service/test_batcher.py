@@ -387,3 +387,18 @@ def test_sample_bigger_than_the_queue_is_served(tiny_repo: Path) -> None:
     (r,) = _with_lifespan(app, go)
     assert r.status_code == 200, r.text
     assert len(r.json()["images"]) == 1000
+
+
+def test_a_fair_chunk_with_every_stream_waiting_for_its_reader(executor: ThreadPoolExecutor) -> None:
+    """Every job's reader behind (nothing to schedule) at the turn of a fair chunk: the worker sleeps, it does not
+    die (a ZeroDivisionError here once stopped every request of the batcher)."""
+    async def go() -> None:
+        b = Batcher(Recorder(), executor, max_batch_rows=4, max_delay_s=0, budget=Budget(1 << 40), fair_every=2)
+        parts = b.open_stream(rows(0, 100), None, far())
+        await asyncio.sleep(0.05)  # nobody reads: STREAM_AHEAD chunks, then the line is empty on every turn
+        assert b._task is not None and not b._task.done()
+        got = [p async for p in parts]
+        assert torch.equal(torch.cat(got), rows(0, 100) * 2)
+        await b.stop()
+
+    asyncio.run(go())
