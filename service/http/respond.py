@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from service.engine.runtime import to_uint8 as tensor_to_uint8
+from service.http import zipstream
 from service.http.images import array_to_png, npy_header
 
 NPY = "application/x-npy"
@@ -128,6 +129,24 @@ def npy_stream(parts: AsyncIterator[torch.Tensor], n: int, dtype: str, model: st
     length = len(head) + n * 28 * 28 * np_dtype.itemsize
     return StreamingResponse(body(), media_type=NPY, headers={**model_headers(model, version, extra),
                                                               "content-length": str(length)})
+
+
+def npz_stream(parts: AsyncIterator[torch.Tensor], n: int, dtype: str, whole: dict[str, np.ndarray], model: str,
+               version: int, extra: dict[str, str] | None = None) -> StreamingResponse:
+    """A large .npz answer streamed as its chunks finish: `whole` (labels, seed) first, then the images
+    (service/http/zipstream.py); exact Content-Length, memory of a few chunks."""
+    np_dtype = np.dtype(np.uint8) if dtype == "uint8" else np.dtype("<f4")
+
+    async def images() -> AsyncIterator[np.ndarray]:
+        async for part in parts:  # (rows, 28, 28) float32 or uint8, in row order
+            arr = part.numpy()
+            if arr.dtype != np_dtype:
+                arr = to_uint8(arr) if dtype == "uint8" else arr.astype(np.float32)
+            yield arr
+
+    length = zipstream.npz_length(whole, n, (28, 28), np_dtype)
+    return StreamingResponse(zipstream.npz_body(whole, images(), n, (28, 28), np_dtype), media_type=NPZ,
+                             headers={**model_headers(model, version, extra), "content-length": str(length)})
 
 
 def images_field(images: np.ndarray, fmt: str) -> Any:

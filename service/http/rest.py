@@ -19,9 +19,10 @@ from service.engine.domain import InvalidInput
 from service.engine.engine import Engine
 from service.engine.ops import Op, Rows
 from service.engine.repository import Checkpoint
+from service.http import zipstream
 from service.http.errors import invalid_body
 from service.http.images import ImageError, png_to_array
-from service.http.respond import json_response, npy_response, npy_stream, respond, wants_npy
+from service.http.respond import json_response, npy_response, npy_stream, npz_stream, respond, wants_npy, wants_npz
 from service.http.schemas import (
     DecodeRequest,
     EncodeRequest,
@@ -140,12 +141,17 @@ async def sample(request: Request, engine: Engine, ticket: Ticket) -> Response:
         raise InvalidInput(f"model {ckpt.name} ({ckpt.meta.kind}) is not generative: it has no prior to "
                             "sample from; use a vae or cvae model")
     s = engine.settings
-    streamed = wants_npy(request) and (req.n >= s.stream_min_rows or req.n > s.max_sample)
+    npz = wants_npz(request) and not wants_npy(request) and req.n > s.max_sample  # labelled sets past max_sample
+    streamed = npz or (wants_npy(request) and (req.n >= s.stream_min_rows or req.n > s.max_sample))
     if streamed and req.n > s.max_stream_sample:
-        raise InvalidInput(f"n={req.n}; at most {s.max_stream_sample} samples in one streamed .npy answer")
+        raise InvalidInput(f"n={req.n}; at most {s.max_stream_sample} samples in one streamed answer")
+    if npz and req.dtype != "uint8" and req.n * 28 * 28 * 4 > zipstream.ZIP32_MAX - (1 << 26):
+        raise InvalidInput(f"n={req.n} float32 images pass zip's 4 GiB (no zip64 here): ask for dtype uint8 in a "
+                           ".npz, or a streamed .npy")
     if not streamed and req.n > s.max_sample:
-        raise InvalidInput(f"n={req.n}; at most {s.max_sample} samples in a JSON, PNG or .npz answer; up to "
-                           f"{s.max_stream_sample} as a streamed .npy answer (Accept: application/x-npy)")
+        raise InvalidInput(f"n={req.n}; at most {s.max_sample} samples in a JSON or PNG answer; up to "
+                           f"{s.max_stream_sample} as a streamed .npy or .npz answer (Accept: application/x-npy or "
+                           "application/x-npz)")
     if req.labels == "balanced":
         if not ckpt.num_classes:
             raise InvalidInput(f"model {ckpt.name} is not conditional: labels are not accepted")
@@ -160,12 +166,17 @@ async def sample(request: Request, engine: Engine, ticket: Ticket) -> Response:
 
     seed = req.seed if req.seed is not None else secrets.randbits(63)
     op = decode_op(req.dtype, req.format)
-    if ckpt.has_prior and wants_npy(request):  # images only: prior and decode in one forward (one trip)
+    if ckpt.has_prior and (wants_npy(request) or npz):  # images only: prior and decode in one forward (one trip)
         op = Op.SAMPLE_U8 if op == Op.DECODE_U8 else Op.SAMPLE
     blocks = noise_blocks(seed, req.n, ckpt.latent_dim, req.temperature)
     if streamed:
         ticket.scale(math.ceil(req.n / SEED_BLOCK))  # one deadline, scaled with the work
         parts = engine.stream(ckpt, op, (Rows(z, labels_for(start, len(z))) for start, z in blocks), ticket)
+        if npz:  # images streamed beside the labels (and the seed); z is left out: the seed remakes it
+            whole = {"seed": np.asarray(seed)}
+            if ckpt.num_classes:
+                whole = {"labels": np.asarray(labels_for(0, req.n)), **whole}
+            return npz_stream(parts, req.n, req.dtype, whole, ckpt.name, ckpt.version, {"x-seed": str(seed)})
         return npy_stream(parts, req.n, req.dtype, ckpt.name, ckpt.version, {"x-seed": str(seed)})
     z = torch.cat([z for _, z in blocks])
     labels = labels_for(0, req.n)

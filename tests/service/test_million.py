@@ -88,3 +88,24 @@ def test_a_million_rows_in_one_call_with_bounded_memory(tiny_repo: Path, tmp_pat
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_labelled_set_past_max_sample_streams_as_npz(tiny_repo: Path) -> None:
+    """.npz past max_sample: labels (balanced) and the seed, then the images as they are made; the archive checks
+    out (CRC) and matches the .npy stream of the same seed."""
+    import zipfile
+
+    with TestClient(create_app(make_settings(tiny_repo, max_sample=100, max_stream_sample=2_000_000))) as c:
+        body = {"model": "cvae-z4", "n": 2500, "seed": 4, "labels": "balanced", "dtype": "uint8"}
+        r = c.post("/sample", json=body, headers={"accept": "application/x-npz"})
+        assert r.status_code == 200 and r.headers["content-length"] == str(len(r.content))
+        assert zipfile.ZipFile(io.BytesIO(r.content)).testzip() is None
+        d = np.load(io.BytesIO(r.content))
+        assert d["images"].shape == (2500, 28, 28) and d["images"].dtype == np.uint8 and int(d["seed"]) == 4
+        np.testing.assert_array_equal(d["labels"], np.arange(2500) % 10)
+        same = c.post("/sample", json=body, headers=NPY)
+        np.testing.assert_array_equal(d["images"], np.load(io.BytesIO(same.content)))
+        too_big = c.post("/sample", json={**body, "n": 1_400_000, "dtype": "float32"},  # 4.4 GB: zip64 land
+                         headers={"accept": "application/x-npz"})
+        assert too_big.status_code == 422 and "uint8" in too_big.json()["error"]
+        assert c.app.state.engine.queued_rows() == 0
