@@ -1,9 +1,13 @@
 """The Open Inference Protocol's view of the repository, shared by its two doors (HTTP: service/http/v2.py, gRPC:
-service/rpc/server.py): each checkpoint is two tensor-in/tensor-out models, <name>-encoder and <name>-decoder.
+service/rpc/server.py): each checkpoint is two tensor-in/tensor-out models, <name>-encoder and <name>-decoder,
+and a generative one a third, <name>-sampler.
 
   <name>-encoder: input  x  FP32 [-1, 1, 28, 28] in [0,1] -> outputs mu, logvar FP32 [-1, m]
   <name>-decoder: input  z  FP32 [-1, m] -> x FP32 [-1, 1, 28, 28]
-  a conditional model's encoder and decoder also take labels INT64 [-1] (one class per row)
+  <name>-sampler: input  eps FP32 [-1, m], N(0, I) noise (times a temperature) -> x FP32 [-1, 1, 28, 28]: what
+                  /sample decodes, the learned prior applied when the checkpoint has one; a caller pulls digits in
+                  bulk over either door by sending its own noise in chunks
+  a conditional model's encoder, decoder and sampler also take labels INT64 [-1] (one class per row)
 
 Doors decode their wire format into NumPy arrays by input name and call `infer`; metadata, Triton's model
 configuration, the repository index and statistics are plain values here, which each door encodes its own way.
@@ -25,7 +29,13 @@ from service.engine.ops import Op, Rows
 from service.engine.repository import Checkpoint
 
 SERVER = {"name": "vaeserve", "version": "0.1.0"}
-PARTS = ("encoder", "decoder")
+PARTS = ("encoder", "decoder", "sampler")
+INPUT = {"encoder": "x", "decoder": "z", "sampler": "eps"}
+
+
+def parts(ckpt: Checkpoint) -> tuple[str, ...]:
+    """The v2 models of a checkpoint: a sampler only where there is a prior to sample."""
+    return PARTS if ckpt.generative else PARTS[:2]
 # model_repository is announced only where load and unload work (VAESERVE_MODEL_CONTROL=true)
 EXTENSIONS = ["binary_tensor_data", "model_configuration", "statistics"]
 
@@ -44,12 +54,15 @@ def version_number(version: str | None) -> int | None:
 
 
 def split_name(engine: Engine, model: str, version: str | None = None) -> tuple[Checkpoint, str]:
-    """<name>-encoder / <name>-decoder -> (checkpoint, part); UnknownModel otherwise."""
+    """<name>-encoder / -decoder / -sampler -> (checkpoint, part); UnknownModel otherwise."""
     for part in PARTS:
         if model.endswith("-" + part):
-            return engine.resolve(model[: -len(part) - 1], version_number(version)), part
-    raise UnknownModel(f"unknown model {model[:200]!r}; v2 models are <name>-encoder and <name>-decoder",
-                       {"available": [f"{n}-{p}" for n in sorted(engine.models) for p in PARTS]})
+            ckpt = engine.resolve(model[: -len(part) - 1], version_number(version))
+            if part not in parts(ckpt):
+                raise UnknownModel(f"{ckpt.name} is not generative: it has no sampler")
+            return ckpt, part
+    raise UnknownModel(f"unknown model {model[:200]!r}; v2 models are <name>-encoder, -decoder and -sampler",
+                       {"available": [f"{n}-{p}" for n in sorted(engine.models) for p in parts(engine.newest(n))]})
 
 
 def base_name(model: str) -> str:
@@ -68,7 +81,7 @@ def io_spec(ckpt: Checkpoint, part: str) -> tuple[list[dict[str, Any]], list[dic
     if part == "encoder":
         inputs, outputs = [{"name": "x", **image}], [{"name": "mu", **latent}, {"name": "logvar", **latent}]
     else:
-        inputs, outputs = [{"name": "z", **latent}], [{"name": "x", **image}]
+        inputs, outputs = [{"name": INPUT[part], **latent}], [{"name": "x", **image}]
     if ckpt.num_classes:  # conditional: one class per row, on both halves
         inputs.append({"name": "labels", "datatype": "INT64", "shape": [-1]})
     return inputs, outputs
@@ -106,10 +119,11 @@ def triton_config(engine: Engine, ckpt: Checkpoint, part: str) -> dict[str, Any]
 def repository_index(engine: Engine, ready_only: bool = False) -> list[dict[str, str]]:
     """Every v2 model and version: READY when served, UNAVAILABLE (unloaded by an operator) otherwise."""
     out = [{"name": f"{name}-{part}", "version": str(v), "state": "READY", "reason": ""}
-           for name in sorted(engine.models) for part in PARTS for v in sorted(engine.models[name])]
+           for name in sorted(engine.models) for part in parts(engine.newest(name))
+           for v in sorted(engine.models[name])]
     if not ready_only:
         out += [{"name": f"{name}-{part}", "version": "", "state": "UNAVAILABLE", "reason": "unloaded"}
-                for name in sorted(engine.unloaded) for part in PARTS]
+                for name in sorted(engine.unloaded) for part in PARTS[:2]]
     return out
 
 
@@ -145,7 +159,7 @@ class Statistics:
             names = [(f"{ckpt.name}-{part}", str(v)) for v in ([ckpt.version] if version else
                                                                 sorted(engine.models[ckpt.name]))]
         else:
-            names = [(f"{n}-{p}", str(v)) for n in sorted(engine.models) for p in PARTS
+            names = [(f"{n}-{p}", str(v)) for n in sorted(engine.models) for p in parts(engine.newest(n))
                      for v in sorted(engine.models[n])]
         out = []
         for name, ver in names:
@@ -172,7 +186,7 @@ async def infer(engine: Engine, ckpt: Checkpoint, part: str, tensors: dict[str, 
                 ticket: Ticket) -> dict[str, np.ndarray]:
     """Inputs by name -> outputs by name (FP32), through the engine; InvalidInput names what is wrong."""
     max_rows = engine.settings.max_rows
-    main = "x" if part == "encoder" else "z"
+    main = INPUT[part]
     extra = set(tensors) - {main, "labels"}
     if extra:
         raise InvalidInput(f"unknown inputs {sorted(extra)}; model {ckpt.name}-{part} takes {main!r}"
@@ -186,7 +200,7 @@ async def infer(engine: Engine, ckpt: Checkpoint, part: str, tensors: dict[str, 
     if part == "encoder":
         x = rules.images(arr, max_rows, name="input x")
     else:
-        x = rules.latents(arr, ckpt.latent_dim, ckpt.name, max_rows, name="input z")
+        x = rules.latents(arr, ckpt.latent_dim, ckpt.name, max_rows, name=f"input {main}")
     labels = rules.labels(tensors.get("labels"), ckpt.num_classes, len(x), ckpt.name, name="input labels")
     if labels is not None and tensors["labels"].dtype != np.int64:
         raise InvalidInput("input labels: datatype must be INT64")
@@ -195,5 +209,6 @@ async def infer(engine: Engine, ckpt: Checkpoint, part: str, tensors: dict[str, 
         out = await engine.run(ckpt, Op.ENCODE, rows, ticket)
         m = ckpt.latent_dim
         return {"mu": out[:, :m].numpy(), "logvar": out[:, m:].numpy()}
-    out = await engine.run(ckpt, Op.DECODE, rows, ticket)
+    op = Op.SAMPLE if part == "sampler" and ckpt.has_prior else Op.DECODE  # without a learned prior, z = eps
+    out = await engine.run(ckpt, op, rows, ticket)
     return {"x": out.numpy()[:, None]}

@@ -205,3 +205,25 @@ def test_sigterm_drains_grpc(tiny_repo: Path, tmp_path: Path) -> None:
         assert code == "UNAVAILABLE", (code, details)
         assert "draining" in details or "connect" in details.lower(), details
     assert any("draining" in d for _, d in ends), ends
+
+
+def test_sampler_pulls_digits_in_chunks(triton: tuple[grpcclient.InferenceServerClient, Path, str]) -> None:
+    """<name>-sampler decodes the caller's N(0, I) noise as /sample does (the prior applied where there is one):
+    bulk digits over gRPC as a documented chunked call; a model with nothing to sample has no sampler."""
+    c, repo, _ = triton
+    rng = np.random.default_rng(5)
+    chunks = []
+    for _ in range(3):  # three chunks of a larger pull
+        eps = rng.standard_normal((256, 4)).astype(np.float32)
+        inp = grpcclient.InferInput("eps", list(eps.shape), "FP32")
+        inp.set_data_from_numpy(eps)
+        chunks.append((eps, c.infer("vae-z4-sampler", [inp]).as_numpy("x")))
+    with torch.no_grad():
+        for eps, x in chunks:  # vae-z4 has the N(0, I) prior: sampling is decoding the noise
+            ref = module(repo, "vae-z4", 2).decode(torch.from_numpy(eps), None).numpy()
+            np.testing.assert_allclose(x, ref, atol=1e-5)
+    meta = c.get_model_metadata("vae-z4-sampler", as_json=True)
+    assert meta["inputs"][0]["name"] == "eps" and meta["outputs"][0]["shape"] == ["-1", "1", "28", "28"]
+    with pytest.raises(InferenceServerException, match="not generative") as none:
+        c.get_model_metadata("deep-ae-z4-sampler")
+    assert none.value.status() == "StatusCode.NOT_FOUND"
