@@ -229,7 +229,8 @@ class Batcher:
         job.bytes = self._job_bytes(job)
         if self.jobs and not admitted:
             room = job.deadline - time.monotonic()
-            if self.row_cost_s > 0:
+            # every waiting row before this one is the bound: when even that fits (nearly always), skip the count
+            if self.row_cost_s > 0 and (self.queued_rows + job.n) * self.row_cost_s + self.target_s > room:
                 est = self.estimate_s(job.n, job.level)
                 # refused only when the work ahead is what makes it late: a request too big for its own deadline
                 # would never fit, so it is taken and the deadline answers it (504), as on an empty queue
