@@ -10,7 +10,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 import httpx
 
 from vaeclient import calls
-from vaeclient.calls import RETRY_STATUSES, Call, answer, retry_delay
+from vaeclient.calls import RETRY_STATUSES, Call, answer, http_options, retry_delay
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -31,9 +31,7 @@ class AsyncVaeClient:
                  retries: int = 5, backoff: float = 0.05, max_connections: int = 64,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url, self.retries, self.backoff = base_url.rstrip("/"), retries, backoff
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
-                                       headers={"x-api-key": api_key} if api_key else {},
-                                       limits=httpx.Limits(max_connections=max_connections), transport=transport)
+        self._http = httpx.AsyncClient(**http_options(base_url, api_key, timeout, max_connections), transport=transport)
 
     async def __aenter__(self) -> AsyncVaeClient:
         return self

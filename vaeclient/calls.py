@@ -46,6 +46,12 @@ class Call(Generic[T]):
         return out
 
 
+def http_options(base_url: str, api_key: str | None, timeout: float, max_connections: int) -> dict[str, Any]:
+    """What both clients give httpx: base URL, the key header, timeout, a pool size."""
+    return {"base_url": base_url.rstrip("/"), "timeout": timeout, "headers": {"x-api-key": api_key} if api_key else {},
+            "limits": httpx.Limits(max_connections=max_connections)}
+
+
 def answer(resp: httpx.Response) -> Any:
     """The decoded body of a success; VaeServeError for anything else."""
     if resp.status_code >= 400:

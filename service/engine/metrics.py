@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -32,3 +34,14 @@ class Metrics:
         self.rejections = Counter("vaeserve_rejections_total", "requests refused by reason", ["reason"], registry=r)
         self.load_failures = Counter("vaeserve_model_load_failures_total", "checkpoints refused at load",
                                      registry=r)
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}  # labelled children, looked up once
+
+    def observe_request(self, route: str, status: int, elapsed: float) -> None:
+        """One answered request, whatever its door: route label, status (HTTP's code for the same outcome; 499 for a
+        client that left), latency."""
+        pair = self._children.get((route, status))
+        if pair is None:
+            pair = self._children[(route, status)] = (self.requests.labels(route, str(status)),
+                                                      self.latency.labels(route))
+        pair[0].inc()
+        pair[1].observe(elapsed)

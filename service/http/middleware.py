@@ -50,15 +50,6 @@ def route_label(scope: Scope) -> str:
 class RequestContext:
     def __init__(self, app: ASGIApp, state: Engine) -> None:
         self.app, self.state = app, state
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}  # labelled metrics, looked up once
-
-    def _observe(self, route: str, status: int, elapsed: float) -> None:
-        pair = self._children.get((route, status))
-        if pair is None:
-            m = self.state.metrics
-            pair = self._children[(route, status)] = (m.requests.labels(route, str(status)), m.latency.labels(route))
-        pair[0].inc()
-        pair[1].observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,7 +93,7 @@ class RequestContext:
             if scope.get(GONE) and not complete:
                 status = CLIENT_CLOSED
             elapsed = time.perf_counter() - t0
-            self._observe(route_label(scope), status, elapsed)
+            self.state.metrics.observe_request(route_label(scope), status, elapsed)
             if status >= 400 or log.isEnabledFor(logging.DEBUG):
                 log.info("request", extra={"request_id": rid.decode("latin1"), "method": scope["method"],
                                            "path": scope["path"], "status": status, "ms": round(elapsed * 1000, 2)})

@@ -85,7 +85,6 @@ class GrpcDoor:
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = 0
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
@@ -124,14 +123,6 @@ class GrpcDoor:
 
     # -- the one wrapper every RPC goes through --------------------------------------------------------------
 
-    def _observe(self, route: str, status: int, elapsed: float) -> None:
-        pair = self._children.get((route, status))
-        if pair is None:
-            m = self.engine.metrics
-            pair = self._children[(route, status)] = (m.requests.labels(route, str(status)), m.latency.labels(route))
-        pair[0].inc()
-        pair[1].observe(elapsed)
-
     def _unary(self, name: str, fn: Handler, req_cls: Any, resp_cls: Any) -> grpc.RpcMethodHandler:
         route = f"/{messages.SERVICE}/{name}"
         engine, key, open_rpc = self.engine, self.api_key, name in OPEN
@@ -157,7 +148,7 @@ class GrpcDoor:
                 status = 500
                 raise
             finally:
-                self._observe(route, status, time.perf_counter() - t0)
+                engine.metrics.observe_request(route, status, time.perf_counter() - t0)
 
         return grpc.unary_unary_rpc_method_handler(handle, request_deserializer=req_cls.FromString,
                                                    response_serializer=resp_cls.SerializeToString)
