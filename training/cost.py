@@ -34,15 +34,15 @@ def decode_rate(module: torch.jit.ScriptModule, latent_dim: int, classes: int, b
 
 def measure(path: Path, min_seconds: float = 1.0) -> dict[str, Any]:
     """{"cpu": {"b1_t1": images/s, "b1024_t1": ..., "b1_t2": ..., "b1024_t2": ...}, "machine": ...}"""
-    module, meta = checkpoint.load(path, "cpu", verify=False)
-    classes = int(meta.get("num_classes") or 0)
+    module, meta = checkpoint.load_model(path, "cpu", verify=False)
+    classes = meta.num_classes
     before = torch.get_num_threads()
     out: dict[str, float] = {}
     try:
         for threads in THREADS:
             torch.set_num_threads(threads)
             for batch in BATCHES:
-                out[f"b{batch}_t{threads}"] = round(decode_rate(module, meta["latent_dim"], classes, batch,
+                out[f"b{batch}_t{threads}"] = round(decode_rate(module, meta.latent_dim, classes, batch,
                                                                 min_seconds), 1)
     finally:
         torch.set_num_threads(before)

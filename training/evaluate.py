@@ -20,8 +20,13 @@ from training.data import Mnist
 
 
 def load(path: Path, device: torch.device) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """The scripted module on `device` and its meta, through the checkpoint format's one reader."""
+    """Any checkpoint (the judge's too): the scripted module on `device` and its meta as written."""
     return checkpoint.load(path, device, verify=False)
+
+
+def load_model(path: Path, device: torch.device) -> tuple[torch.jit.ScriptModule, checkpoint.Meta]:
+    """A model checkpoint: the scripted module on `device` and its typed meta (the contract's fields checked)."""
+    return checkpoint.load_model(path, device, verify=False)
 
 
 def _batches(n: int, bs: int) -> list[slice]:
@@ -98,17 +103,17 @@ def pca_mse(x_train: torch.Tensor, x_test: torch.Tensor, m: int) -> float:
     return (rec - x_test.flatten(1).double()).pow(2).mean().item()
 
 
-def meta_figures(meta: dict[str, Any]) -> tuple[str, ...]:
+def meta_figures(meta: checkpoint.Meta) -> tuple[str, ...]:
     """The extra figures a checkpoint asks for: its meta's list, or (older files) its kind's spec."""
-    if "figures" in meta:
-        return tuple(meta["figures"])
-    return KINDS[meta["kind"]].figures if meta["kind"] in KINDS else ()
+    if "figures" in meta.raw:
+        return tuple(meta.raw["figures"])
+    return KINDS[meta.kind].figures if meta.kind in KINDS else ()
 
 
 def evaluate(path: Path, ds: Mnist, device: torch.device, iwae_k: int = 1000, binarize_seed: int | None = None,
              limit: int = 0, seed: int = 0) -> dict[str, Any]:
     """All metrics that apply to the checkpoint's kind, on the test set (first `limit` images if > 0)."""
-    ts, meta = load(path, device)
+    ts, meta = load_model(path, device)
     torch.manual_seed(seed)
     x = torch.from_numpy(ds.x_test).to(device).float().div(255).unsqueeze(1)
     y = torch.from_numpy(ds.y_test).to(device)
@@ -119,23 +124,23 @@ def evaluate(path: Path, ds: Mnist, device: torch.device, iwae_k: int = 1000, bi
         x = torch.bernoulli(x, generator=torch.Generator(device).manual_seed(binarize_seed))
         protocol = f"binarised once, seed {binarize_seed}"
     figures = meta_figures(meta)
-    lab = y if meta.get("num_classes", 0) else None
+    lab = y if meta.conditional else None
     out: dict[str, Any] = {"test_images": len(x), "protocol": protocol, "mse": reconstruction_mse(ts, x, lab)}
-    if meta["stochastic"]:
+    if meta.stochastic:
         out["neg_elbo"] = neg_elbo(ts, x, lab)
         if iwae_k > 0:
             out["iwae_nll"] = iwae_nll(ts, x, lab, iwae_k)
             out["iwae_k"] = iwae_k
     if "pca" in figures:
         xtr = torch.from_numpy(ds.x_train).to(device).float().div(255).unsqueeze(1)
-        out["pca_mse"] = pca_mse(xtr, x, meta["latent_dim"])
+        out["pca_mse"] = pca_mse(xtr, x, meta.latent_dim)
         out["mse_over_pca"] = out["mse"] / out["pca_mse"]
     if "sparsity" in figures:
         codes = torch.cat([ts.encode(x[s], None)[0] for s in _batches(len(x), 1000)])
         out["code_zero_fraction"] = (codes == 0).float().mean().item()
         out["code_active_per_image"] = (codes != 0).float().sum(1).mean().item()
     if "denoising" in figures:
-        cfg = meta["config"]["spec"]
+        cfg = meta.config["spec"]
         gen = torch.Generator(device).manual_seed(seed)
         noisy = corrupt(x, cfg["noise"], cfg["noise_level"], gen)
         with torch.no_grad():

@@ -19,14 +19,14 @@ from training.images import save_grid
 @torch.no_grad()
 def unit_features(path: Path, ds: Mnist, out: Path, columns: int = 16) -> dict[str, float]:
     """Write the features grid to `out`; return how many units are ever active and the usage of the busiest."""
-    ts, meta = checkpoint.load(path, torch.device("cpu"), verify=False)
+    ts, meta = checkpoint.load_model(path, torch.device("cpu"), verify=False)
     x = torch.from_numpy(ds.x_test).float().div(255).unsqueeze(1)
     codes = torch.cat([ts.encode(x[i:i + 1000], None)[0] for i in range(0, len(x), 1000)])  # (N, m)
     active = codes != 0
     usage = active.float().mean(0)  # fraction of test images using each unit
     typical = (codes * active).sum(0) / active.sum(0).clamp(min=1)  # mean value when active
     order = [int(i) for i in torch.argsort(usage, descending=True) if usage[i] > 0]
-    probes = torch.zeros(len(order), int(meta["latent_dim"]))
+    probes = torch.zeros(len(order), meta.latent_dim)
     for row, unit in enumerate(order):
         probes[row, unit] = typical[unit]
     # What the unit adds to the empty code's picture (decode(0) is the decoder's faint average digit, the same

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from checkpoint import has_prior, save, weights_sha256
 from model.judge import JudgeCNN
 from training.data import Mnist
-from training.evaluate import load
+from training.evaluate import load, load_model
 from training.export import code_commit
 from training.loop import to_tensor
 
@@ -141,16 +141,16 @@ def score_images(judge: torch.jit.ScriptModule, x: torch.Tensor, real_features: 
 def judge_generator(checkpoint: Path, judge_path: Path, ds: Mnist, n: int = 10000, seed: int = 0,
                     device: torch.device = CPU) -> dict[str, Any]:
     """Draw n samples from the prior of a generative checkpoint and score them with the judge."""
-    ts, meta = load(checkpoint, device)
-    if not meta.get("generative"):
-        raise ValueError(f"{checkpoint} is a {meta['kind']}: it has no prior to sample from")
+    ts, meta = load_model(checkpoint, device)
+    if not meta.generative:
+        raise ValueError(f"{checkpoint} is a {meta.kind}: it has no prior to sample from")
     judge, jmeta = load_judge(judge_path, device)
     xte = to_tensor(ds.x_test, device)
     real = _predict(judge.features, xte).cpu().numpy()
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, int(meta["latent_dim"]), generator=gen).to(device)
+    z = torch.randn(n, meta.latent_dim, generator=gen).to(device)
     latents = ts.prior if has_prior(ts) else (lambda e: e)  # as /sample does: a learned prior's sample of the noise
-    labels = (torch.arange(n) % 10).to(device) if meta.get("num_classes") else None  # balanced
+    labels = (torch.arange(n) % meta.num_classes).to(device) if meta.conditional else None  # balanced
     x = torch.cat([ts.decode(latents(z[i : i + 1000]), None if labels is None else labels[i : i + 1000])
                    for i in range(0, n, 1000)])
     result = score_images(judge, x, real, labels)

@@ -6,34 +6,34 @@ import math
 from pathlib import Path
 from typing import Any
 
-from checkpoint import read_meta, read_metrics
+from checkpoint import Meta, read_meta, read_metrics
 from model.registry import KINDS
 
 BASELINES = {"vae-mlp-z20": "pytorch/examples architecture (baseline)"}  # reference rows, by model name
 
 
-def read(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    meta = read_meta(path)
-    return meta, read_metrics(path, meta)
+def read(path: Path) -> tuple[Meta, dict[str, Any]]:
+    raw = read_meta(path)
+    return Meta.parse(raw, path), read_metrics(path, raw)
 
 
-def _note(meta: dict[str, Any]) -> str:
-    if meta["name"] in BASELINES:
-        return BASELINES[meta["name"]]
-    if meta.get("num_classes"):
+def _note(meta: Meta) -> str:
+    if meta.name in BASELINES:
+        return BASELINES[meta.name]
+    if meta.conditional:
         return "conditional: NLL of x given its label"
     return ""
 
 
-def _arch(meta: dict[str, Any]) -> str:
-    spec = (meta.get("config") or {}).get("spec") or {}  # a checkpoint trained elsewhere may not say
-    k = KINDS.get(meta["kind"])
+def _arch(meta: Meta) -> str:
+    spec = meta.config.get("spec") or {}  # a checkpoint trained elsewhere may not say
+    k = KINDS.get(meta.kind)
     if k is not None and not k.uses_arch:
         return "linear"
     if "arch" not in spec or "width" not in spec:
         return "?"
     depth = f"x{spec['depth']}" if spec.get("depth", 1) > 1 else ""
-    prior = " + flow prior" if meta.get("prior") == "flow" else ""
+    prior = " + flow prior" if meta.prior == "flow" else ""
     topk = f", top-{spec['topk']}" if spec.get("topk") else ""
     return f"{spec['arch']}-{spec['width']}{depth}{topk}{prior}"
 
@@ -61,8 +61,8 @@ def table(paths: list[Path]) -> str:
         nll = f"{ev['iwae_nll']:.2f} ({ev['iwae_k']})" if "iwae_nll" in ev else ""
         elbo = f"{ev['neg_elbo']:.2f}" if "neg_elbo" in ev else ""
         m = metrics
-        rows.append(f"| {meta['name']} v{meta['version']} | {meta['kind']} | {meta['latent_dim']} | {_arch(meta)} | "
-                    f"{meta['config'].get('epochs', '')} | {ev.get('mse', float('nan')):.5f} | {elbo} | {nll} | "
+        rows.append(f"| {meta.name} v{meta.version} | {meta.kind} | {meta.latent_dim} | {_arch(meta)} | "
+                    f"{meta.config.get('epochs', '')} | {ev.get('mse', float('nan')):.5f} | {elbo} | {nll} | "
                     f"{cost(metrics)} | "
                     f"{'; '.join(other)} | {m.get('train_seconds', 0):.0f} s ({m.get('train_device', '?')}) |")
     return "\n".join(rows)
@@ -84,7 +84,7 @@ def frontier_png(paths: list[Path], out: Path) -> int:
         meta, metrics = read(p)
         ev, cpu = metrics.get("evaluation") or {}, metrics.get("cost", {}).get("cpu")
         if "iwae_nll" in ev and cpu:
-            points.append((meta["name"], float(cpu["b1024_t2"]), float(ev["iwae_nll"])))
+            points.append((meta.name, float(cpu["b1024_t2"]), float(ev["iwae_nll"])))
     w, h, pad = 900, 560, 70
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
@@ -126,8 +126,8 @@ def judge_table(paths: list[Path]) -> str:
             continue
         ref = ref or j["real_train_reference"]
         cond = f"{j['cond_acc']:.1%}" if "cond_acc" in j else ""
-        baseline = " (baseline)" if meta["name"] in BASELINES else ""
-        rows.append(f"| {meta['name']} v{meta['version']}{baseline} | {meta['kind']} | {meta['latent_dim']} | "
+        baseline = " (baseline)" if meta.name in BASELINES else ""
+        rows.append(f"| {meta.name} v{meta.version}{baseline} | {meta.kind} | {meta.latent_dim} | "
                     f"{j['n']} | {j['confident']:.1%} | {j['class_entropy_bits']:.3f} | {j['frechet']:.3f} | {cond} |")
     if ref is not None:
         rows.append(f"| real digits (10k training images) | | | 10000 | {ref['confident']:.1%} | "
