@@ -177,14 +177,28 @@ class Statistics:
         return out
 
 
-def request_priority(parameters: dict[str, Any] | None) -> int:
-    """tritonclient's infer(priority=...) travels as parameters.priority."""
-    return rules.priority((parameters or {}).get("priority", 0))
+def request_priority(value: Any) -> int:
+    """tritonclient's infer(priority=...), which travels as the request parameter `priority` (absent: 0)."""
+    return rules.priority(0 if value is None else value)
 
 
-async def infer(engine: Engine, ckpt: Checkpoint, part: str, tensors: dict[str, np.ndarray],
+async def infer(engine: Engine, stats: Statistics, ckpt: Checkpoint, part: str, tensors: dict[str, np.ndarray],
                 ticket: Ticket) -> dict[str, np.ndarray]:
-    """Inputs by name -> outputs by name (FP32), through the engine; InvalidInput names what is wrong."""
+    """Inputs by name -> outputs by name (FP32), through the engine, counted in Triton's statistics as a success
+    or a failure whichever door asked; InvalidInput names what is wrong."""
+    t0 = time.perf_counter()
+    try:
+        arrays = await _compute(engine, ckpt, part, tensors, ticket)
+    except Exception:
+        stats.record(f"{ckpt.name}-{part}", ckpt.version, 0, time.perf_counter() - t0, ok=False)
+        raise
+    rows = len(next(iter(arrays.values())))
+    stats.record(f"{ckpt.name}-{part}", ckpt.version, rows, time.perf_counter() - t0, ok=True)
+    return arrays
+
+
+async def _compute(engine: Engine, ckpt: Checkpoint, part: str, tensors: dict[str, np.ndarray],
+                   ticket: Ticket) -> dict[str, np.ndarray]:
     max_rows = engine.settings.max_rows
     main = INPUT[part]
     extra = set(tensors) - {main, "labels"}

@@ -21,8 +21,8 @@ and its answer to come), counted in a Budget shared by every batcher of the engi
 larger than any bound is served rather than refused forever.
 
 A quiet server never waits: a chunk is cut as soon as no other request is on its way (`arrivals`), so batching
-costs nothing at concurrency 1. Forwards run on the runtime's single worker
-thread; the event loop only moves futures.
+costs nothing at concurrency 1. Forwards run on the runtime's single worker thread; the event loop only moves
+futures.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ stops within the chunk in flight. `rows_computed` counts the work, so anyone can
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import math
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +23,7 @@ import torch
 
 from service.engine.admission import Admission, Ticket
 from service.engine.batcher import Batcher, Budget, QueueFull
-from service.engine.domain import DeadlineExceeded, InvalidInput, NotReady, Overloaded, UnknownModel
+from service.engine.domain import DeadlineExceeded, Forbidden, InvalidInput, NotReady, Overloaded, UnknownModel
 from service.engine.metrics import Metrics
 from service.engine.ops import Op, Rows
 from service.engine.repository import Checkpoint, scan
@@ -120,12 +121,16 @@ class Engine:
             log.info("unloaded %s", name)
             return {"unloaded": name, "models": {n: sorted(v) for n, v in sorted(self.models.items())}}
 
-    def on_disk(self) -> list[str]:
-        """Model names with at least one version directory in the repository (loaded or not)."""
-        repo = self.settings.model_repository
-        if not repo.is_dir():
-            return []
-        return sorted({p.parent.parent.name for p in repo.glob("*/*/model.ts") if p.parent.name.isdigit()})
+    def check_control(self, admin_key: str | None = None) -> None:
+        """Repository control's policy, whatever the door: Forbidden while it is off, and (when a key is given to
+        check) unless the key is the admin key. Doors check their own transport's concerns in between."""
+        s = self.settings
+        if not s.model_control:
+            raise Forbidden("repository control is off: the operator turns it on with VAESERVE_MODEL_CONTROL=true "
+                            "and VAESERVE_ADMIN_KEY")
+        if admin_key is not None and not hmac.compare_digest(admin_key.encode(), (s.admin_key or "").encode()):
+            raise Forbidden("missing or wrong admin key (X-Admin-Key header, x-admin-key gRPC metadata): "
+                            "repository control needs it")
 
     def _update_readiness(self) -> None:
         """Ready when the default model is loaded and generative; the reason otherwise joins load_errors."""
@@ -136,9 +141,14 @@ class Engine:
             self.load_errors.append(f"default model {default!r} is not generative")
         self.ready = default in self.models and self.newest(default).generative
 
+    @property
+    def serving(self) -> bool:
+        """Ready and not draining: what every door's readiness reports."""
+        return self.ready and not self.draining
+
     def check_ready(self) -> None:
         """NotReady while loading, without the default model, or draining."""
-        if not self.ready or self.draining:
+        if not self.serving:
             reason = "draining for shutdown" if self.draining else "; ".join(self.load_errors) or "loading"
             raise NotReady("not ready: " + reason, self.settings.retry_after_s)
 

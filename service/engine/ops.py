@@ -21,10 +21,6 @@ class Op(StrEnum):
     SAMPLE_U8 = "sample_u8"
 
     @property
-    def takes_images(self) -> bool:
-        return self in (Op.ENCODE, Op.RECONSTRUCT)
-
-    @property
     def out_dtype(self) -> torch.dtype:
         return torch.uint8 if self in (Op.DECODE_U8, Op.SAMPLE_U8) else torch.float32
 
@@ -35,10 +31,6 @@ class Op(StrEnum):
         if self is Op.PRIOR:
             return latent_dim * 4
         return 28 * 28 * (1 if self.out_dtype == torch.uint8 else 4)
-
-    def uint8(self) -> Op:
-        """The same work with uint8 pixels (decode -> decode_u8, sample -> sample_u8)."""
-        return {Op.DECODE: Op.DECODE_U8, Op.SAMPLE: Op.SAMPLE_U8}.get(self, self)
 
     def float32(self) -> Op:
         """The float32 twin: what a uint8 op costs until its own chunks say otherwise."""
@@ -52,6 +44,3 @@ class Rows:
 
     x: torch.Tensor
     labels: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])

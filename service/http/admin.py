@@ -8,8 +8,6 @@ Sec-Fetch-Site before the key is even looked at.
 
 from __future__ import annotations
 
-import hmac
-
 from starlette.requests import Request
 
 from service.engine.domain import Forbidden, UnsupportedMediaType
@@ -20,16 +18,12 @@ ACCEPTED = ("application/json",)
 
 def guard(request: Request) -> None:
     """Forbidden / UnsupportedMediaType unless this is an operator's call with the admin key."""
-    settings = request.app.state.engine.settings
-    if not settings.model_control:
-        raise Forbidden("repository control is off: the operator turns it on with VAESERVE_MODEL_CONTROL=true "
-                        "and VAESERVE_ADMIN_KEY")
+    engine = request.app.state.engine
+    engine.check_control()
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind and kind not in ACCEPTED:
         raise UnsupportedMediaType(f"content type {kind[:60]!r} is not accepted here; send application/json or "
                                    "no body")
     if request.headers.get("sec-fetch-site", "") in ("cross-site", "same-site"):
         raise Forbidden("repository control does not take requests from web pages")
-    given = request.headers.get("x-admin-key", "").encode()
-    if not hmac.compare_digest(given, (settings.admin_key or "").encode()):
-        raise Forbidden("missing or wrong X-Admin-Key header (repository control needs the admin key)")
+    engine.check_control(request.headers.get("x-admin-key", ""))

@@ -111,19 +111,30 @@ def npy_response(array: np.ndarray, model: str, version: int, extra: dict[str, s
     return NpyResponse(array, model_headers(model, version, extra))
 
 
+def _arrays(parts: AsyncIterator[torch.Tensor], dtype: str) -> tuple[np.dtype, AsyncIterator[np.ndarray]]:
+    """A stream's parts as arrays of the answer's dtype (uint8 parts made on the device pass as they are)."""
+    np_dtype = np.dtype(np.uint8) if dtype == "uint8" else np.dtype("<f4")
+
+    async def arrays() -> AsyncIterator[np.ndarray]:
+        async for part in parts:  # (rows, 28, 28), in row order
+            arr = part.numpy()
+            if arr.dtype != np_dtype:
+                arr = to_uint8(arr) if dtype == "uint8" else arr.astype(np.float32)
+            yield arr
+
+    return np_dtype, arrays()
+
+
 def npy_stream(parts: AsyncIterator[torch.Tensor], n: int, dtype: str, model: str, version: int,
                extra: dict[str, str] | None = None) -> StreamingResponse:
     """A large .npy answer streamed as its chunks finish: the header knows the shape up front, so the first
     bytes leave before the last rows are computed, and memory holds a few chunks, not the whole answer."""
-    np_dtype = np.dtype(np.uint8) if dtype == "uint8" else np.dtype("<f4")
+    np_dtype, arrays = _arrays(parts, dtype)
     head = npy_header((n, 28, 28), np_dtype)
 
     async def body() -> AsyncIterator[bytes]:
         yield head
-        async for part in parts:  # (rows, 28, 28) float32, in row order
-            arr = part.numpy()
-            if arr.dtype != np_dtype:
-                arr = to_uint8(arr) if dtype == "uint8" else arr.astype(np.float32)
+        async for arr in arrays:
             yield np.ascontiguousarray(arr).tobytes()
 
     length = len(head) + n * 28 * 28 * np_dtype.itemsize
@@ -135,17 +146,9 @@ def npz_stream(parts: AsyncIterator[torch.Tensor], n: int, dtype: str, whole: di
                version: int, extra: dict[str, str] | None = None) -> StreamingResponse:
     """A large .npz answer streamed as its chunks finish: `whole` (labels, seed) first, then the images
     (service/http/zipstream.py); exact Content-Length, memory of a few chunks."""
-    np_dtype = np.dtype(np.uint8) if dtype == "uint8" else np.dtype("<f4")
-
-    async def images() -> AsyncIterator[np.ndarray]:
-        async for part in parts:  # (rows, 28, 28) float32 or uint8, in row order
-            arr = part.numpy()
-            if arr.dtype != np_dtype:
-                arr = to_uint8(arr) if dtype == "uint8" else arr.astype(np.float32)
-            yield arr
-
+    np_dtype, arrays = _arrays(parts, dtype)
     length = zipstream.npz_length(whole, n, (28, 28), np_dtype)
-    return StreamingResponse(zipstream.npz_body(whole, images(), n, (28, 28), np_dtype), media_type=NPZ,
+    return StreamingResponse(zipstream.npz_body(whole, arrays, n, (28, 28), np_dtype), media_type=NPZ,
                              headers={**model_headers(model, version, extra), "content-length": str(length)})
 
 

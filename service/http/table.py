@@ -92,12 +92,12 @@ class Admitted:
     the watcher: joining and leaving a set is all they cost.
     """
 
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
+    def __init__(self, handler: Handler, watch: DisconnectWatch) -> None:
+        self.handler, self.watch = handler, watch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         engine: Engine = scope["app"].state.engine
-        cancel = _CancelOnDisconnect(scope, receive)
+        cancel = _CancelOnDisconnect(scope, receive, self.watch)
         request = Request(scope, cancel.receive)
         try:
             engine.check_ready()
@@ -118,27 +118,43 @@ class Admitted:
         await response(scope, receive, send)
 
 
+class DisconnectWatch:
+    """One app's requests still running, looked over by one sweeper task every DISCONNECT_WATCH_S (BodyWatch's
+    pattern: a timer per request cost more than the watch saves on short requests); those running longer, their
+    body in, get a watcher on their connection."""
+
+    def __init__(self) -> None:
+        self.running: set[_CancelOnDisconnect] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def enter(self, req: _CancelOnDisconnect) -> None:
+        self.running.add(req)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        idle = 0
+        loop = asyncio.get_running_loop()
+        while idle < 50:  # exits after ~1 s with nothing running; enter() starts it again
+            await asyncio.sleep(DISCONNECT_WATCH_S)
+            idle = idle + 1 if not self.running else 0
+            old = time.monotonic() - DISCONNECT_WATCH_S
+            for req in [r for r in self.running if r.watcher is None and r.body_done and r.since <= old]:
+                req.watcher = loop.create_task(req.watch())  # only one receive() at a time: the body is in
+
+
 class _CancelOnDisconnect:
-    """Watches one request's connection once its body is in, and cancels the handler's task if the client leaves.
+    """One request's connection, watched once its body is in: the handler's task is cancelled if the client leaves."""
 
-    Requests register in a set that one sweeper task looks over every DISCONNECT_WATCH_S (the BodyWatch pattern:
-    a timer per request cost more than the watch saves on short requests); those still running then get a watcher.
-    """
+    __slots__ = ("scope", "_receive", "body_done", "gone", "task", "since", "watcher", "_watch")
 
-    __slots__ = ("scope", "_receive", "body_done", "gone", "task", "since", "watcher")
-    running: set[_CancelOnDisconnect] = set()
-    sweeper: asyncio.Task[None] | None = None
-
-    def __init__(self, scope: Scope, receive: Receive) -> None:
-        self.scope, self._receive = scope, receive
+    def __init__(self, scope: Scope, receive: Receive, watch: DisconnectWatch) -> None:
+        self.scope, self._receive, self._watch = scope, receive, watch
         self.body_done = self.gone = False
         self.task = asyncio.current_task()
         self.since = time.monotonic()
         self.watcher: asyncio.Task[None] | None = None
-        cls = _CancelOnDisconnect
-        cls.running.add(self)
-        if cls.sweeper is None or cls.sweeper.done():
-            cls.sweeper = asyncio.get_running_loop().create_task(cls._sweep())
+        watch.enter(self)
 
     async def receive(self) -> Message:
         msg = await self._receive()
@@ -146,18 +162,7 @@ class _CancelOnDisconnect:
             self.body_done = True
         return msg
 
-    @classmethod
-    async def _sweep(cls) -> None:
-        idle = 0
-        loop = asyncio.get_running_loop()
-        while idle < 50:  # exits after ~1 s with nothing running; the next request starts it again
-            await asyncio.sleep(DISCONNECT_WATCH_S)
-            idle = idle + 1 if not cls.running else 0
-            old = time.monotonic() - DISCONNECT_WATCH_S
-            for req in [r for r in cls.running if r.watcher is None and r.body_done and r.since <= old]:
-                req.watcher = loop.create_task(req._watch())  # only one receive() at a time: the body is in
-
-    async def _watch(self) -> None:
+    async def watch(self) -> None:
         msg = await self._receive()  # after the body, the next message is the client leaving
         if msg["type"] == "http.disconnect" and self.task is not None:
             self.gone = True
@@ -165,13 +170,13 @@ class _CancelOnDisconnect:
             self.task.cancel()
 
     def stop(self) -> None:
-        _CancelOnDisconnect.running.discard(self)
+        self._watch.running.discard(self)
         if self.watcher is not None:
             self.watcher.cancel()
 
 
-def routes() -> list[BaseRoute]:
-    return [Route(e.path, Admitted(e.handler), methods=["POST"], name=f"{e.handler.__name__}:{e.path}")
+def routes(watch: DisconnectWatch) -> list[BaseRoute]:
+    return [Route(e.path, Admitted(e.handler, watch), methods=["POST"], name=f"{e.handler.__name__}:{e.path}")
             for e in ENDPOINTS]
 
 
@@ -186,7 +191,7 @@ class TableRouter:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        table = routes()
+        table = routes(DisconnectWatch())  # one per app: its sweeper lives on the app's event loop
         self.router = Router(table, default=app, redirect_slashes=False)
         # Paths without parameters are looked up by equality: no regex on the hottest routes.
         self.exact = {r.path: r for r in table if isinstance(r, Route) and not r.param_convertors}

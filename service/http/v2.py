@@ -5,7 +5,6 @@ What a v2 model is lives in service/oip.py, shared with the gRPC door; this modu
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -157,15 +156,7 @@ async def infer(request: Request, engine: Engine, ticket: Ticket) -> Response:
     ckpt, part = oip.split_name(engine, params["model"], params.get("version"))
     body = await request.body()
     decoded = decode_request(body, request.headers.get(HEADER))
-    ticket.priority = oip.request_priority(decoded.header.parameters)
-    stats: oip.Statistics = request.app.state.oip_stats
-    t0 = time.perf_counter()
-    try:
-        arrays = await oip.infer(engine, ckpt, part, decoded.tensors, ticket)
-    except Exception:
-        stats.record(f"{ckpt.name}-{part}", ckpt.version, 0, time.perf_counter() - t0, ok=False)
-        raise
-    stats.record(f"{ckpt.name}-{part}", ckpt.version, len(next(iter(arrays.values()))), time.perf_counter() - t0,
-                 ok=True)
+    ticket.priority = oip.request_priority((decoded.header.parameters or {}).get("priority"))
+    arrays = await oip.infer(engine, request.app.state.oip_stats, ckpt, part, decoded.tensors, ticket)
     return encode_response(f"{ckpt.name}-{part}", ckpt.version, decoded.header, arrays,
                            {name: "FP32" for name in arrays})

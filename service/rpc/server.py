@@ -105,9 +105,8 @@ class GrpcDoor:
         await self.server.stop(grace_s)
 
     async def sync_health(self) -> None:
-        """SERVING (the server and the inference service) while ready and not draining; NOT_SERVING otherwise."""
-        e = self.engine
-        status = (health_pb2.HealthCheckResponse.SERVING if e.ready and not e.draining
+        """SERVING (the server and the inference service) while the engine serves; NOT_SERVING otherwise."""
+        status = (health_pb2.HealthCheckResponse.SERVING if self.engine.serving
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
         for service in ("", messages.SERVICE):
             await self.health.set(service, status)
@@ -115,10 +114,9 @@ class GrpcDoor:
     async def _poll_health(self) -> None:
         last = None
         while True:
-            now = (self.engine.ready, self.engine.draining)
-            if now != last:
+            if self.engine.serving != last:
+                last = self.engine.serving
                 await self.sync_health()
-                last = now
             await asyncio.sleep(HEALTH_POLL_S)
 
     # -- the one wrapper every RPC goes through --------------------------------------------------------------
@@ -159,8 +157,7 @@ class GrpcDoor:
         return messages.message("ServerLiveResponse")(live=True)
 
     async def ServerReady(self, req: Any, context: Any) -> Any:
-        e = self.engine
-        return messages.message("ServerReadyResponse")(ready=e.ready and not e.draining)
+        return messages.message("ServerReadyResponse")(ready=self.engine.serving)
 
     async def ModelReady(self, req: Any, context: Any) -> Any:
         try:
@@ -191,21 +188,13 @@ class GrpcDoor:
         index = oip.repository_index(self.engine, req.ready)
         return json_format.ParseDict({"models": index}, messages.message("RepositoryIndexResponse")())
 
-    def _guard(self, context: Any) -> None:
-        s = self.engine.settings
-        if not s.model_control:
-            raise Forbidden("repository control is off: the operator turns it on with VAESERVE_MODEL_CONTROL=true "
-                            "and VAESERVE_ADMIN_KEY")
-        if not hmac.compare_digest(_meta(context, "x-admin-key").encode(), (s.admin_key or "").encode()):
-            raise Forbidden("missing or wrong x-admin-key metadata (repository control needs the admin key)")
-
     async def RepositoryModelLoad(self, req: Any, context: Any) -> Any:
-        self._guard(context)
+        self.engine.check_control(_meta(context, "x-admin-key"))
         await self.engine.reload(only=oip.base_name(req.model_name))
         return messages.message("RepositoryModelLoadResponse")()
 
     async def RepositoryModelUnload(self, req: Any, context: Any) -> Any:
-        self._guard(context)
+        self.engine.check_control(_meta(context, "x-admin-key"))
         await self.engine.unload(oip.base_name(req.model_name))
         return messages.message("RepositoryModelUnloadResponse")()
 
@@ -215,15 +204,6 @@ class GrpcDoor:
         with engine.admission.admit() as ticket:
             ticket.within(context.time_remaining())
             ckpt, part = oip.split_name(engine, req.model_name, req.model_version)
-            priority = parameter(req.parameters, "priority")
-            ticket.priority = oip.request_priority({"priority": 0 if priority is None else priority})
-            name = f"{ckpt.name}-{part}"
-            t0 = time.perf_counter()
-            try:
-                arrays = await oip.infer(engine, ckpt, part, decode_inputs(req), ticket)
-            except ServiceError:
-                self.stats.record(name, ckpt.version, 0, time.perf_counter() - t0, ok=False)
-                raise
-            rows = len(next(iter(arrays.values())))
-            self.stats.record(name, ckpt.version, rows, time.perf_counter() - t0, ok=True)
-            return encode_outputs(req, name, ckpt.version, arrays)
+            ticket.priority = oip.request_priority(parameter(req.parameters, "priority"))
+            arrays = await oip.infer(engine, self.stats, ckpt, part, decode_inputs(req), ticket)
+            return encode_outputs(req, f"{ckpt.name}-{part}", ckpt.version, arrays)
