@@ -115,9 +115,8 @@ class Engine:
             if name not in self.models:
                 raise UnknownModel(f"model {name!r} is not loaded", {"loaded": sorted(self.models)})
             self.unloaded.add(name)
+            # new requests no longer resolve it; its batchers stay, so the requests already queued there finish
             self.models = {n: v for n, v in self.models.items() if n != name}
-            for key in [k for k in self.batchers if k[0] == name]:
-                await self.batchers.pop(key).stop()
             log.info("unloaded %s", name)
             return {"unloaded": name, "models": {n: sorted(v) for n, v in sorted(self.models.items())}}
 
