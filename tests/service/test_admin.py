@@ -89,3 +89,29 @@ def test_tritonclient_load_and_unload(tiny_repo: Path, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_unload_lets_queued_requests_finish(tiny_repo: Path) -> None:
+    """A request already queued on a model when it is unloaded is answered in full; the next one is not found."""
+    import threading
+    import time
+
+    app = create_app(make_settings(tiny_repo, model_control=True, admin_key=ADMIN, max_batch_rows=50))
+    with TestClient(app) as c:
+        runtime = app.state.engine.runtime
+        real = runtime.run
+
+        def slow(*args: object) -> object:
+            time.sleep(0.05)
+            return real(*args)
+
+        runtime.run = slow  # 400 rows in 50-row chunks: ~0.4 s of work
+        answers: list[int] = []
+        t = threading.Thread(target=lambda: answers.append(
+            c.post("/sample", json={"model": "vae-z2", "n": 400, "seed": 1}).status_code))
+        t.start()
+        time.sleep(0.15)
+        assert c.post("/v2/repository/models/vae-z2/unload", headers={"x-admin-key": ADMIN}).status_code == 200
+        t.join(timeout=30)
+        assert answers == [200]
+        assert c.post("/sample", json={"model": "vae-z2", "n": 1}).status_code == 404
