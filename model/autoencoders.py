@@ -105,14 +105,15 @@ class VAE(nn.Module):
     output: str = "sigmoid"
 
     def __init__(self, latent_dim: int, arch: str = "conv", width: int = 64, num_classes: int = 0,
-                 depth: int = 1, prior: str = "normal") -> None:
+                 depth: int = 1, prior: str = "normal", prior_hidden: int = 128) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.conv = arch == "conv"
-        # prior "flow": p(z) is a RealNVP flow learned with the model (model/prior.py), not N(0, I).
+        # prior "flow": p(z) is a RealNVP flow learned with the model (model/prior.py), not N(0, I). A conditional
+        # model's flow is p(z), not p(z | y): the label is the decoder's to use, z carries the style.
         # The scripted methods below never touch it: script() exports it as prior() / prior_log_prob().
-        self.prior_flow = FlowPrior(latent_dim) if prior == "flow" else None
+        self.prior_flow = FlowPrior(latent_dim, hidden=prior_hidden) if prior == "flow" else None
         self.body, self.decoder, feats = make_body(arch, latent_dim + num_classes, width, num_classes, depth)
         self.head = nn.Linear(feats, 2 * latent_dim)
 

@@ -23,6 +23,7 @@ from torch import nn
 
 class FlowPrior(nn.Module):
     def __init__(self, dim: int, layers: int = 8, hidden: int = 128) -> None:
+        # hidden: units of each coupling's net; small latents need fewer (the ladder's z2 to z10 use 64)
         super().__init__()
         self.dim = dim
         self.cond = dim // 2  # coordinates a coupling reads; the other dim - cond it moves

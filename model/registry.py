@@ -30,7 +30,8 @@ class ModelSpec:
     noise_level: float = 0.3  # gaussian sigma, or masking drop probability
     depth: int = 1  # MLP hidden layers per half (1: the pytorch/examples body)
     topk: int = 0  # sparse-ae: keep the k largest code entries, the rest exactly 0 (0 = off: L1 alone)
-    prior: str = "normal"  # vae: N(0, I), or "flow", a prior learned with the model (model/prior.py)
+    prior: str = "normal"  # vae, cvae: N(0, I), or "flow", a prior learned with the model (model/prior.py)
+    prior_hidden: int = 128  # units per coupling net of the flow prior
 
 
 Loss = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -118,11 +119,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          figures=("sparsity",)),
     Kind("denoising-ae", lambda s: DeepAE(s.latent_dim, s.arch, s.width, depth=s.depth), denoising_objective,
          figures=("denoising",)),
-    Kind("vae", lambda s: VAE(s.latent_dim, s.arch, s.width, depth=s.depth, prior=s.prior), elbo_objective,
-         stochastic=True),
-    Kind("cvae", lambda s: VAE(s.latent_dim, s.arch, s.width, num_classes=10, depth=s.depth), elbo_objective,
-         stochastic=True,
-         num_classes=10),
+    Kind("vae", lambda s: VAE(s.latent_dim, s.arch, s.width, depth=s.depth, prior=s.prior,
+                              prior_hidden=s.prior_hidden), elbo_objective, stochastic=True),
+    Kind("cvae", lambda s: VAE(s.latent_dim, s.arch, s.width, num_classes=10, depth=s.depth, prior=s.prior,
+                               prior_hidden=s.prior_hidden), elbo_objective, stochastic=True, num_classes=10),
 )}
 
 

