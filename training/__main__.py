@@ -1,4 +1,6 @@
-"""python -m training {train,evaluate,export,data,table,list,cost,frontier,train-judge,judge} — see --help on each."""
+"""python -m training {train,evaluate,export,data,table,list,cost,frontier,features,train-judge,judge,cas}.
+
+See --help on each."""
 
 from __future__ import annotations
 
@@ -121,7 +123,8 @@ def _judge_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--limit-train", type=int, default=0, help="use only N training images (smoke tests)")
     _data_args(p)
-    j = sub.add_parser("judge", help="score a generative checkpoint's samples with the judge; record it in metrics.json",
+    j = sub.add_parser("judge", help="score a generative checkpoint's samples with the judge; record them in "
+                                     "metrics.json",
                        formatter_class=_Help)
     j.add_argument("checkpoint", type=Path, help="models/<name>/<version>/model.ts (a VAE or cvae)")
     j.add_argument("--judge", type=Path, default=DEFAULT_JUDGE, help="the judge checkpoint")
@@ -156,6 +159,19 @@ def main(argv: list[str] | None = None) -> int:
     fe.add_argument("checkpoint", type=Path, help="models/<name>/<version>/model.ts (e.g. the sparse AE)")
     fe.add_argument("out", type=Path, nargs="?", default=Path("docs/sparse-features.png"))
     _data_args(fe)
+    cs = sub.add_parser("cas", help="Classification Accuracy Score of a conditional checkpoint: a CNN trained on its "
+                                     "digits alone, tested on the real test set; recorded in metrics.json",
+                        formatter_class=_Help)
+    cs.add_argument("checkpoint", type=Path, help="models/<name>/<version>/model.ts (a cvae)")
+    cs.add_argument("--per-class", type=int, default=6000, help="digits drawn per class (6,000: MNIST's size)")
+    cs.add_argument("-t", "--temperature", type=float, nargs="+", default=[0.6, 0.7, 0.8, 0.9, 1.0],
+                    help="temperatures to sweep; the best is the headline figure")
+    cs.add_argument("--epochs", type=int, default=6, help="classifier epochs (the same for the real reference)")
+    cs.add_argument("--seed", type=int, default=0, help="seed of the samples and of the classifier")
+    cs.add_argument("--no-augment", action="store_true", help="train both classifiers without augmentation")
+    cs.add_argument("--cache", type=Path, default=Path("runs"), help="where the real-data reference is cached")
+    _data_args(cs)
+    cs.add_argument("--no-write", action="store_true", help="print only; leave metrics.json unchanged")
     ls = sub.add_parser("list", help="print the newest model.ts of each model in a repository, one a line")
     ls.add_argument("repository", type=Path, nargs="?", default=Path("models"))
     ls.add_argument("--generative", action="store_true", help="only models with a prior to sample from (meta)")
@@ -166,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data,
                     "table": cmd_table, "list": cmd_list, "cost": cmd_cost, "frontier": cmd_frontier,
-                    "judge": cmd_judge, "train-judge": cmd_train_judge, "features": cmd_features}
+                    "judge": cmd_judge, "train-judge": cmd_train_judge, "features": cmd_features,
+                    "cas": cmd_cas}
         return commands[args.cmd](args)
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -290,6 +307,19 @@ def cmd_judge(a: argparse.Namespace) -> int:
     print(json.dumps(result, indent=1))
     if not a.no_write:
         write_metrics(a.checkpoint, {"judge": result})
+    return 0
+
+
+def cmd_cas(a: argparse.Namespace) -> int:
+    from checkpoint import write_metrics
+    from training.cas import Recipe, cas
+
+    recipe = Recipe(epochs=a.epochs, seed=a.seed, augment=not a.no_augment)
+    result = cas(a.checkpoint, load_mnist(a.idx_dir, a.data_cache), a.temperature, a.per_class, recipe, a.seed,
+                 a.cache)
+    print(json.dumps(result, indent=1))
+    if not a.no_write:
+        write_metrics(a.checkpoint, {"cas": result})
     return 0
 
 

@@ -33,7 +33,7 @@ CONFIDENT = 0.9
 CPU = torch.device("cpu")
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Small random rotations, scalings and shifts: the judge must not care where a digit sits."""
     b = len(x)
     angle = (torch.rand(b, generator=gen) - 0.5) * math.radians(20)
@@ -69,7 +69,7 @@ def train_judge(ds: Mnist, out: Path, epochs: int = 6, batch_size: int = 128, lr
         perm = torch.randperm(len(xtr), generator=gen).to(device)
         for i in range(steps):
             idx = perm[i * batch_size : (i + 1) * batch_size]
-            loss = F.cross_entropy(model(_augment(xtr[idx], gen)), ytr[idx])
+            loss = F.cross_entropy(model(augment(xtr[idx], gen)), ytr[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from checkpoint.sampling import to_uint8
 from service.engine.gpu import GraphCache, pipelined
 from service.engine.ops import Op
 from service.engine.repository import Checkpoint
@@ -27,12 +28,6 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 PIPELINE_MIN_ROWS = 128  # rows per stream at least: smaller parts gain less overlap than they cost in launches
 GRAPH_MAX_ROWS = 256  # CUDA graphs for batches up to this many rows (buckets 1, 2, 4, ..., 256)
 CALIBRATION_ROWS = 32  # rows timed per operation at load: enough for the per-row cost to dominate
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Pixels in [0,1] -> uint8 0..255, rounded half to even (as numpy's rint), computed in float32; the one rule
-    for every uint8 answer (respond.to_uint8 calls it for arrays)."""
-    return images.to(torch.float32, copy=True).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
 
 
 def compute(module: Any, op: Op, xd: torch.Tensor, lab: torch.Tensor | None) -> torch.Tensor:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from service.engine.runtime import to_uint8 as tensor_to_uint8
+from checkpoint.sampling import to_uint8 as tensor_to_uint8
 from service.http import zipstream
 from service.http.images import array_to_png, npy_header
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Iterator
 from typing import TypeVar
 
 import numpy as np
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from checkpoint.sampling import SEED_BLOCK, balanced_labels, noise_blocks, seeded_normal
 from service.engine import rules
 from service.engine.admission import Ticket
 from service.engine.domain import InvalidInput
@@ -81,26 +81,6 @@ def decode_op(dtype: str, fmt: str) -> Op:
     return Op.DECODE_U8 if dtype == "uint8" and fmt != "png" else Op.DECODE
 
 
-def seeded_normal(seed: int, rows: int, m: int) -> torch.Tensor:
-    """N(0, I) draws that depend on the seed alone (a private CPU generator per request)."""
-    return torch.randn(rows, m, generator=torch.Generator().manual_seed(seed))
-
-
-SEED_BLOCK = 10_000  # rows [k*B, (k+1)*B) of a /sample answer are the answer of n=B (or what is left) and seed
-# block_seed(seed, k): a block made alone or within a million-row stream is the same, and any block can be remade
-
-
-def block_seed(seed: int, k: int) -> int:
-    """Block k's seed: the request's own for block 0 (so every answer of n <= SEED_BLOCK is seeded as always)."""
-    return seed if k == 0 else (seed + k * 0x9E3779B97F4A7C15) % 2**63
-
-
-def noise_blocks(seed: int, n: int, m: int, temperature: float) -> Iterator[tuple[int, torch.Tensor]]:
-    """(first row, noise) per block, made when asked for: a million rows never wait in memory at once."""
-    for start in range(0, n, SEED_BLOCK):
-        yield start, seeded_normal(block_seed(seed, start // SEED_BLOCK), min(SEED_BLOCK, n - start), m) * temperature
-
-
 async def encode(request: Request, engine: Engine, ticket: Ticket) -> Response:
     """Encode images to the posterior q(z|x): mu and logvar (null for deterministic autoencoders);
     with `sample`, also z = mu + sigma * eps, seeded by `seed`."""
@@ -161,7 +141,7 @@ async def sample(request: Request, engine: Engine, ticket: Ticket) -> Response:
 
     def labels_for(start: int, rows: int) -> torch.Tensor | None:
         if req.labels == "balanced":  # 0, 1, ..., 9, 0, 1, ... counted from the answer's first row
-            return torch.arange(start, start + rows) % ckpt.num_classes
+            return balanced_labels(start, rows, ckpt.num_classes)
         return None if all_labels is None else all_labels[start: start + rows]
 
     seed = req.seed if req.seed is not None else secrets.randbits(63)

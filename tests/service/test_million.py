@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 from fastapi.testclient import TestClient
 
+from checkpoint.sampling import SEED_BLOCK, block_seed
 from service.app import create_app
-from service.http.rest import SEED_BLOCK, block_seed
 from tests.service.conftest import launch, make_settings
 
 NPY = {"accept": "application/x-npy"}

@@ -378,7 +378,7 @@ def test_a_stream_longer_than_the_body_timeout_is_not_cut(tiny_repo: Path) -> No
 
 
 def test_uint8_made_by_the_forward_equals_numpy_rounding() -> None:
-    from service.engine.runtime import to_uint8 as torch_u8
+    from checkpoint.sampling import to_uint8 as torch_u8
     from service.http.respond import to_uint8 as np_u8
 
     x = torch.rand(64, 28, 28)

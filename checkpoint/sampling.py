@@ -1,0 +1,43 @@
+"""How /sample turns a seed into digits: the one rule the service serves and training measures with.
+
+Rows [k*B, (k+1)*B) of a /sample answer (B = SEED_BLOCK) are the answer of n=B (or what is left) with seed
+block_seed(seed, k): a block made alone or within a million-row stream is the same, and any block can be remade.
+Noise is eps ~ N(0, I) * temperature; a checkpoint with a learned prior decodes prior(eps), others eps itself;
+uint8 answers are the Bernoulli means rounded by to_uint8. training/cas.py draws its digits through here too, so
+the Classification Accuracy Score measures the very digits a client would pull.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+SEED_BLOCK = 10_000
+
+
+def seeded_normal(seed: int, rows: int, m: int) -> torch.Tensor:
+    """N(0, I) draws that depend on the seed alone (a private CPU generator per request)."""
+    return torch.randn(rows, m, generator=torch.Generator().manual_seed(seed))
+
+
+def block_seed(seed: int, k: int) -> int:
+    """Block k's seed: the request's own for block 0 (so every answer of n <= SEED_BLOCK is seeded as always)."""
+    return seed if k == 0 else (seed + k * 0x9E3779B97F4A7C15) % 2**63
+
+
+def noise_blocks(seed: int, n: int, m: int, temperature: float) -> Iterator[tuple[int, torch.Tensor]]:
+    """(first row, noise) per block, made when asked for: a million rows never wait in memory at once."""
+    for start in range(0, n, SEED_BLOCK):
+        yield start, seeded_normal(block_seed(seed, start // SEED_BLOCK), min(SEED_BLOCK, n - start), m) * temperature
+
+
+def balanced_labels(start: int, rows: int, num_classes: int) -> torch.Tensor:
+    """labels="balanced": 0, 1, ..., 9, 0, 1, ... counted from the answer's first row."""
+    return torch.arange(start, start + rows) % num_classes
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Pixels in [0,1] -> uint8 0..255, rounded half to even (as numpy's rint), computed in float32; the one rule
+    for every uint8 answer."""
+    return images.to(torch.float32, copy=True).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)

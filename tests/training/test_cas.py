@@ -1,0 +1,88 @@
+"""The Classification Accuracy Score: digits drawn exactly as /sample serves them, a classifier per temperature,
+the real-data reference cached, the figures recorded."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from checkpoint import read_metrics
+from model import ModelSpec, build
+from model.prior import FlowPrior
+from service.app import create_app
+from tests.service.conftest import make_settings
+from training.__main__ import main
+from training.cas import Recipe, cas, draw
+from training.data import load_mnist
+from training.export import export
+
+
+@pytest.fixture(scope="module")
+def cvae_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cvae-flow-z3: an untrained MLP cvae with a perturbed flow prior (not the identity); vae-z4: unconditional (the default model of make_settings)."""
+    repo = tmp_path_factory.mktemp("cas-repo")
+    torch.manual_seed(0)
+    spec = ModelSpec("cvae", latent_dim=3, arch="mlp", width=16, depth=2)
+    flow = FlowPrior(3, layers=2, hidden=8)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    export(build(spec), spec, "cvae-flow-z3", repo, {"spec": spec.__dict__}, "0" * 64, {}, prior=flow)
+    plain = ModelSpec("vae", latent_dim=3, arch="mlp", width=16)
+    export(build(plain), plain, "vae-z4", repo, {"spec": plain.__dict__}, "0" * 64, {})
+    return repo
+
+
+def test_draw_is_the_served_sample(cvae_repo: Path) -> None:
+    """What CAS trains on is byte for byte what a client pulls: .npy uint8, labels balanced, across seed blocks."""
+    per_class = 1001  # 10,010 rows: the second seed block starts at row 10,000
+    x, y = draw(cvae_repo / "cvae-flow-z3" / "1" / "model.ts", per_class, 0.8, seed=5)
+    assert x.shape == (10010, 28, 28) and x.dtype == np.uint8 and list(y[:12]) == [*range(10), 0, 1]
+    with TestClient(create_app(make_settings(cvae_repo))) as c:
+        r = c.post("/sample", json={"model": "cvae-flow-z3", "n": 10010, "labels": "balanced", "seed": 5,
+                                    "temperature": 0.8, "dtype": "uint8"}, headers={"accept": "application/x-npy"})
+        assert r.status_code == 200, r.text
+        served = np.load(io.BytesIO(r.content))
+    assert np.abs(served.astype(int) - x.astype(int)).max() <= 1  # float rounding of a batch may flip one level
+    assert (served == x).mean() > 0.999
+    other, _ = draw(cvae_repo / "cvae-flow-z3" / "1" / "model.ts", per_class, 0.8, seed=6)
+    assert (other != x).mean() > 0.01  # the seed matters
+
+
+def test_cas_sweeps_temperature_and_caches_the_reference(cvae_repo: Path, idx_dir: Path, tmp_path: Path) -> None:
+    ds = load_mnist(idx_dir, tmp_path / "data")
+    recipe = Recipe(epochs=1, batch_size=32)
+    out = cas(cvae_repo / "cvae-flow-z3" / "1" / "model.ts", ds, [0.5, 1.0], per_class=4, recipe=recipe,
+              cache_dir=tmp_path)
+    assert [r["temperature"] for r in out["sweep"]] == [0.5, 1.0]
+    best = max(out["sweep"], key=lambda r: r["accuracy"])
+    assert (out["accuracy"], out["temperature"]) == (best["accuracy"], best["temperature"])
+    assert 0 <= out["reference_accuracy"] <= 1 and out["per_class"] == 4 and out["test_images"] == len(ds.y_test)
+    cached = list(tmp_path.glob("cas-reference-*.json"))
+    assert len(cached) == 1
+    cached[0].write_text(json.dumps({"accuracy": 0.123}))  # the cache is what a second run reads
+    again = cas(cvae_repo / "cvae-flow-z3" / "1" / "model.ts", ds, [1.0], per_class=4, recipe=recipe,
+                cache_dir=tmp_path)
+    assert again["reference_accuracy"] == 0.123
+    other = cas(cvae_repo / "cvae-flow-z3" / "1" / "model.ts", ds, [1.0], per_class=4,
+                recipe=Recipe(epochs=1, batch_size=32, seed=1), cache_dir=tmp_path)
+    assert other["reference_accuracy"] != 0.123  # another recipe, another reference
+
+
+def test_cas_cli_records_the_figure_and_refuses_unconditional_models(cvae_repo: Path, idx_dir: Path,
+                                                                    tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = cvae_repo / "cvae-flow-z3" / "1" / "model.ts"
+    common = ["--idx-dir", str(idx_dir), "--data-cache", str(tmp_path / "data"), "--cache", str(tmp_path),
+              "--per-class", "3", "--epochs", "1"]
+    assert main(["cas", str(ckpt), "-t", "0.7", *common]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert read_metrics(ckpt)["cas"] == printed and printed["temperature"] == 0.7
+    assert main(["cas", str(cvae_repo / "vae-z4" / "1" / "model.ts"), *common]) == 2
+    assert "needs a conditional model" in capsys.readouterr().err
