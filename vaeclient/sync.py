@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Concatenate, ParamSpec, TypeVar
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import httpx
 
@@ -57,6 +58,12 @@ class VaeClient:
                 continue
             return call.read(answer(resp))
         raise AssertionError("unreachable")
+
+    def synthetic_set(self, out: str | Path, n: int, **kwargs: Any) -> dict[str, Any]:
+        """Write n balanced labelled digits to an MNIST-shaped .npz (vaeclient/synthetic.py); resumable."""
+        from vaeclient.synthetic import write_synthetic
+
+        return write_synthetic(self, Path(out), n, **kwargs)
 
     models = _method(calls.models)
     encode = _method(calls.encode)

@@ -1,0 +1,77 @@
+"""python -m vaeclient synth: a synthetic training set from a live server, equal to one /sample answer, resumable."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from checkpoint import sampling
+from vaeclient import VaeClient
+from vaeclient import synthetic as synth
+from vaeclient.__main__ import main
+
+N = 20_020  # three chunks: each starts at one of the server's seed blocks
+
+
+def _one_answer(url: str, n: int, seed: int, temperature: float) -> np.ndarray:
+    r = httpx.post(f"{url}/sample", json={"model": "cvae-z4", "n": n, "seed": seed, "temperature": temperature,
+                                          "labels": "balanced", "dtype": "uint8"},
+                   headers={"accept": "application/x-npy"}, timeout=60)
+    assert r.status_code == 200, r.text
+    return np.load(io.BytesIO(r.content))
+
+
+def test_block_rule_is_the_servers() -> None:
+    assert synth.SEED_BLOCK == sampling.SEED_BLOCK
+    for seed, k in ((0, 0), (7, 1), (2**63 - 1, 5), (123, 99)):
+        assert synth.block_seed(seed, k) == sampling.block_seed(seed, k)
+
+
+def test_set_equals_one_answer_and_resumes(server: tuple[str, object], tmp_path: Path) -> None:
+    url, _ = server
+    out = tmp_path / "digits.npz"
+    pulled: list[int] = []
+
+    def stop_after_first(rows: int) -> None:
+        pulled.append(rows)
+        raise KeyboardInterrupt  # the user's Ctrl-C, after one chunk is on disk
+
+    with VaeClient(url) as c:
+        with pytest.raises(KeyboardInterrupt):
+            c.synthetic_set(out, N, model="cvae-z4", seed=3, temperature=0.9, workers=1, progress=False,
+                            on_chunk=stop_after_first)
+        on_disk = len(list((tmp_path / "digits.npz.parts").glob("0*.npy")))
+        assert not out.exists() and on_disk in (1, 2)  # the one handed over, and at most one then in flight
+        with pytest.raises(ValueError, match="other arguments"):  # a different set is not mixed into it
+            c.synthetic_set(out, N, model="cvae-z4", seed=4, temperature=0.9, progress=False)
+        pulled.clear()
+        prov = c.synthetic_set(out, N, model="cvae-z4", seed=3, temperature=0.9, progress=False,
+                               on_chunk=pulled.append)
+    assert sum(pulled) == N - on_disk * 10_000 and len(pulled) == 3 - on_disk  # only the missing chunks
+    assert not (tmp_path / "digits.npz.parts").exists()
+    with np.load(out, allow_pickle=False) as f:
+        x, y = f["x"], f["y"]
+        assert str(f["model"]) == "cvae-z4" and int(f["version"]) == prov["version"] == 1
+        assert int(f["seed"]) == 3 and float(f["temperature"]) == 0.9 and str(f["server"]) == url
+    assert x.shape == (N, 28, 28) and x.dtype == np.uint8 and y.dtype == np.int64
+    assert np.bincount(y).tolist() == [N // 10] * 10
+    np.testing.assert_array_equal(x, _one_answer(url, N, 3, 0.9))
+
+
+def test_cli_and_its_refusals(server: tuple[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url, _ = server
+    out = tmp_path / "set.npz"
+    assert main(["synth", str(out), "-n", "30", "--model", "cvae-z4", "--url", url, "--quiet"]) == 0
+    assert "30 digits from cvae-z4 v1" in capsys.readouterr().out
+    with np.load(out) as f:
+        np.testing.assert_array_equal(f["x"], _one_answer(url, 30, 0, 1.0))
+    assert main(["synth", str(out), "-n", "30", "--model", "vae-z4", "--url", url, "--quiet"]) == 2
+    assert "not conditional" in capsys.readouterr().err and "cvae-z4" in capsys.readouterr().err + "cvae-z4"
+    assert main(["synth", str(out), "-n", "35", "--model", "cvae-z4", "--url", url, "--quiet"]) == 2
+    assert "multiple of 10" in capsys.readouterr().err
+    assert main(["synth", str(out), "-n", "30", "--model", "nope", "--url", url, "--quiet"]) == 2
+    assert "no model 'nope'" in capsys.readouterr().err

@@ -1,0 +1,113 @@
+"""A synthetic training set in one call: N balanced, labelled digits from a conditional model, written as an
+MNIST-shaped .npz (x uint8 (N, 28, 28), y int64 (N,)) with where they came from (server, model, version, seed,
+temperature), so the set can be traced and made again.
+
+The set is pulled in chunks of 10,000 (the server's seed block: chunk k is asked for with block k's seed, so the
+file equals one /sample answer of n=N with this seed), each kept on disk as it arrives (OUT.parts/); a run that
+stops, for any reason, resumes where it stopped when started again with the same arguments. The model's version
+is pinned at the start: a reload on the server mid-way cannot mix two models in one set.
+
+    python -m vaeclient synth digits.npz -n 60000 --model cvae-z10 --seed 1 --temperature 0.8
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vaeclient.calls import VaeServeError
+from vaeclient.sync import VaeClient
+
+SEED_BLOCK = 10_000  # the server's (checkpoint/sampling.py); tests/client check the two agree
+
+
+def block_seed(seed: int, k: int) -> int:
+    """The server's seed of block k of an answer (checkpoint/sampling.py: the same rule, torch-free here)."""
+    return seed if k == 0 else (seed + k * 0x9E3779B97F4A7C15) % 2**63
+
+
+def _progress(total: int, done: int, desc: str) -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the client needs httpx and NumPy only; the bar is a nicety
+        return None
+    return tqdm(total=total, initial=done, unit="digit", unit_scale=True, desc=desc)
+
+
+def resolve(client: VaeClient, model: str | None) -> dict[str, Any]:
+    """The model to pull from (the server's default when None), which must be conditional, and its newest version."""
+    listed = client.models()
+    if model is None:
+        defaults = [m for m in listed if m.get("default")]
+        model = defaults[0]["name"] if defaults else None
+    found = [m for m in listed if m["name"] == model]
+    if not found:
+        raise ValueError(f"no model {model!r} on the server; it has: {', '.join(sorted({m['name'] for m in listed}))}")
+    conditional = sorted({m["name"] for m in listed if m.get("num_classes")})
+    entry = max(found, key=lambda m: m.get("version", 0))
+    if not entry.get("num_classes"):
+        raise ValueError(f"model {model!r} is not conditional: its digits come without labels; conditional models "
+                         f"here: {', '.join(conditional) or 'none'}")
+    return entry
+
+
+def write_synthetic(client: VaeClient, out: Path, n: int, *, model: str | None = None, seed: int = 0,
+                    temperature: float = 1.0, workers: int = 2, progress: bool = True,
+                    restart: bool = False, on_chunk: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Pull n balanced labelled digits into out (.npz); returns the provenance written beside x and y."""
+    if n <= 0 or n % 10:
+        raise ValueError(f"n={n}: a positive multiple of 10, so every class has as many digits")
+    entry = resolve(client, model)
+    provenance = {"server": client.base_url, "model": entry["name"], "version": int(entry["version"]), "seed": seed,
+                  "temperature": temperature, "n": n, "labels": "balanced", "chunk": SEED_BLOCK}
+    parts = out.with_name(out.name + ".parts")
+    manifest = parts / "manifest.json"
+    if parts.exists() and (restart or not manifest.exists()):
+        shutil.rmtree(parts)
+    if manifest.exists():
+        before = json.loads(manifest.read_text())
+        if {k: v for k, v in before.items() if k != "server"} != {k: v for k, v in provenance.items() if k != "server"}:
+            raise ValueError(f"{parts} holds a set begun with other arguments ({before}); pass restart=True "
+                             "(--restart) to throw it away, or the same arguments to resume it")
+        provenance = before | {"server": client.base_url}
+    parts.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps(provenance, indent=1))
+    chunks = [(k, min(SEED_BLOCK, n - k * SEED_BLOCK)) for k in range((n + SEED_BLOCK - 1) // SEED_BLOCK)]
+    todo = [(k, rows) for k, rows in chunks if not (parts / f"{k:05d}.npy").exists()]
+    bar = _progress(n, n - sum(rows for _, rows in todo), f"{entry['name']} v{provenance['version']}") \
+        if progress else None
+
+    def pull(k: int, rows: int) -> int:
+        images = client.sample(rows, model=entry["name"], version=provenance["version"], seed=block_seed(seed, k),
+                               temperature=temperature, labels="balanced", dtype="uint8")
+        if images.shape != (rows, 28, 28) or images.dtype != np.uint8:
+            raise VaeServeError(200, f"chunk {k}: expected ({rows}, 28, 28) uint8, got {images.shape} {images.dtype}")
+        tmp = parts / f"{k:05d}.tmp.npy"
+        np.save(tmp, images)
+        tmp.replace(parts / f"{k:05d}.npy")  # a chunk on disk is whole: resuming never reads half of one
+        return rows
+
+    pool = ThreadPoolExecutor(max(1, workers))
+    try:
+        for rows in pool.map(lambda c: pull(*c), todo):
+            if bar is not None:
+                bar.update(rows)
+            if on_chunk is not None:
+                on_chunk(rows)
+    finally:  # a stop (Ctrl-C, an error) pulls nothing more; chunks in flight still land whole on disk
+        pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+    x = np.concatenate([np.load(parts / f"{k:05d}.npy") for k, _ in chunks])
+    y = (np.arange(n) % int(entry["num_classes"])).astype(np.int64)  # labels="balanced": row i asked for i % 10
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez(tmp, x=x, y=y, **{k: np.asarray(v) for k, v in provenance.items()})
+    tmp.replace(out)
+    shutil.rmtree(parts)
+    return provenance
