@@ -25,7 +25,8 @@ from training.export import export
 
 @pytest.fixture(scope="module")
 def cvae_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """cvae-flow-z3: an untrained MLP cvae with a perturbed flow prior (not the identity); vae-z4: unconditional (the default model of make_settings)."""
+    """cvae-flow-z3: an untrained MLP cvae with a perturbed flow prior (not the identity); vae-z4: unconditional
+    (the default model of make_settings)."""
     repo = tmp_path_factory.mktemp("cas-repo")
     torch.manual_seed(0)
     spec = ModelSpec("cvae", latent_dim=3, arch="mlp", width=16, depth=2)
