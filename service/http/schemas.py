@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.engine.rules import PIXEL_MAX, PIXEL_MIN, PRIORITY_MAX, Z_BOUND
 
-HARD_MAX_ROWS = 10000
+# Row counts, n and steps have no bound here: their limits are settings (max_rows, max_sample, max_stream_sample,
+# max_steps), checked by the handlers, so raising a setting raises the limit; max_body_bytes bounds the parse.
 PNG_MAX_CHARS = 65536  # base64 of a 28x28 PNG is well under 4 KiB; this bounds hostile input
 
 Pixel = Annotated[float, Field(ge=PIXEL_MIN, le=PIXEL_MAX, allow_inf_nan=False)]
@@ -50,7 +51,7 @@ class Image(Strict):
         return self
 
 
-Images = Annotated[list[Image], Field(min_length=1, max_length=HARD_MAX_ROWS)]
+Images = Annotated[list[Image], Field(min_length=1)]
 
 
 class Routed(Strict):
@@ -67,7 +68,7 @@ LabelsField = Field(None, description="conditional models only: one class 0..9 p
 
 class EncodeRequest(Routed):
     images: Images
-    labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | None = LabelsField
+    labels: list[Label] | None = LabelsField
     sample: Annotated[bool, Field(strict=True)] = Field(False, description="also return z = mu + sigma * eps")
     seed: Seed | None = None
 
@@ -81,8 +82,8 @@ class EncodeResponse(BaseModel):
 
 
 class DecodeRequest(Routed):
-    z: Annotated[list[Latent], Field(min_length=1, max_length=HARD_MAX_ROWS)]
-    labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | None = None
+    z: Annotated[list[Latent], Field(min_length=1)]
+    labels: list[Label] | None = None
     format: ImageFormat = "pixels"
     dtype: ImageDtype = DtypeField
 
@@ -98,7 +99,7 @@ class SampleRequest(Routed):
                             "up to max_stream_sample (1,000,000) as a streamed .npy answer")] = 1
     seed: Seed | None = None
     temperature: Annotated[float, Field(gt=0.0, le=10.0, allow_inf_nan=False)] = 1.0
-    labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | Literal["balanced"] | None = None
+    labels: list[Label] | Literal["balanced"] | None = None
     format: ImageFormat = "pixels"
     dtype: ImageDtype = DtypeField
 
@@ -129,7 +130,8 @@ class Endpoint(Strict):
 class InterpolateRequest(Routed):
     start: Endpoint
     end: Endpoint
-    steps: Annotated[int, Field(strict=True, ge=2, le=1024)] = 10
+    steps: Annotated[int, Field(strict=True, ge=2, description="points on the path, ends included: up to "
+                                                                   "max_steps (256)")] = 10
     method: Literal["linear", "slerp"] = "linear"
     label: Label | None = Field(None, description="conditional models only: the class of every image on the path")
     format: ImageFormat = "pixels"
@@ -142,7 +144,7 @@ class InterpolateResponse(ImagesResponse):
 
 class ReconstructRequest(Routed):
     images: Images
-    labels: Annotated[list[Label], Field(max_length=HARD_MAX_ROWS)] | None = LabelsField
+    labels: list[Label] | None = LabelsField
     format: ImageFormat = "pixels"
     dtype: ImageDtype = DtypeField
 

@@ -114,8 +114,19 @@ def test_nan_and_infinity_are_refused(client: TestClient) -> None:
 def test_malformed_json_and_wrong_content_type(client: TestClient) -> None:
     r = client.post("/decode", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and "JSON" in r.text
-    r = client.post("/decode", content=b"z=1", headers={"content-type": "application/x-www-form-urlencoded"})
-    assert r.status_code == 422
+    good = b'{"z": [[0.0, 0.0, 0.0, 0.0]]}'
+    for kind in ("application/x-www-form-urlencoded", "text/plain", "application/xml", "multipart/form-data"):
+        for path in ("/decode", "/sample", "/encode", "/interpolate", "/reconstruct"):
+            r = client.post(path, content=good, headers={"content-type": kind})
+            assert r.status_code == 415, (kind, path, r.text)
+            assert "application/json" in r.json()["error"] and kind in r.json()["error"]
+    for kind in ("application/json; charset=utf-8", "application/vnd.api+json", None):  # JSON, or not declared
+        r = client.post("/decode", content=good, headers={"content-type": kind} if kind else {})
+        assert r.status_code == 200, (kind, r.text)
+    # The Open Inference Protocol's routes keep taking JSON with no Content-Type (Triton's client sends none)
+    r = client.post("/v2/models/vae-z4-decoder/infer", content=b'{"inputs": [{"name": "z", "shape": [1, 4], '
+                    b'"datatype": "FP32", "data": [0, 0, 0, 0]}]}')
+    assert r.status_code == 200, r.text
 
 
 def test_body_too_large_is_413(tiny_repo: Path) -> None:
@@ -181,3 +192,23 @@ def test_cors_is_closed_by_default_and_open_when_configured(tiny_repo: Path) -> 
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"
         pre = c.options("/sample", headers={"origin": "https://app.example", "access-control-request-method": "POST"})
         assert pre.status_code == 200
+
+
+def test_limits_are_settings_alone(tiny_repo: Path) -> None:
+    """Raising a setting raises its limit: no cap hides behind it (rows, n, steps), and the refusal names it."""
+    big = {"max_rows": 15000, "max_sample": 15000, "max_steps": 1500, "max_body_bytes": 64 * 1024 * 1024}
+    with TestClient(create_app(make_settings(tiny_repo, **big))) as c:
+        assert c.post("/decode", json={"z": [[0.0] * 4] * 12000}, headers={"accept": "application/x-npy"}
+                      ).status_code == 200
+        r = c.post("/sample", json={"n": 12000, "seed": 1})
+        assert r.status_code == 200 and len(r.json()["images"]) == 12000
+        r = c.post("/interpolate", json={"start": {"z": [0.0] * 4}, "end": {"z": [1.0] * 4}, "steps": 1200},
+                   headers={"accept": "application/x-npy"})
+        assert r.status_code == 200, r.text
+    with TestClient(create_app(make_settings(tiny_repo))) as c:
+        r = c.post("/decode", json={"z": [[0.0] * 4] * 1025})
+        assert r.status_code == 422 and "1024" in r.text
+        r = c.post("/sample", json={"n": 10001, "seed": 1})
+        assert r.status_code == 422 and "10000" in r.text
+        r = c.post("/interpolate", json={"start": {"z": [0.0] * 4}, "end": {"z": [1.0] * 4}, "steps": 257})
+        assert r.status_code == 422 and "256" in r.text
