@@ -99,7 +99,11 @@ def scan(repository: Path, known: dict[str, dict[int, Checkpoint]] | None = None
     models: dict[str, dict[int, Checkpoint]] = {}
     errors: list[str] = []
     if not repository.is_dir():
-        return models, [f"model repository {repository} is not a directory"]
+        return models, [f"model repository {repository} ({repository.resolve()}) is not a directory: start the "
+                        "server from the checkout's root, or set VAESERVE_MODEL_REPOSITORY"]
+    if not any(repository.glob(f"*/*/{MODEL_FILE}")):
+        return models, [f"model repository {repository} ({repository.resolve()}) holds no <name>/<version>/"
+                        f"{MODEL_FILE}: train one with python -m training train ... --repository {repository}"]
     for path in sorted(repository.glob(f"*/*/{MODEL_FILE}")):
         if not path.parent.name.isdigit():
             continue

@@ -128,3 +128,22 @@ def test_host_staging_reuses_its_buffer_and_grows_it() -> None:
     assert torch.equal(c, torch.full((7, 2), 5.0)) and len(staging.buffers[(torch.float32, (2,))]) == 7
     labels = staging.stage(torch.arange(3))  # another dtype: its own buffer
     assert labels.dtype == torch.int64 and len(staging.buffers) == 2
+
+
+@pytest.mark.parametrize("where", ["missing", "empty"])
+def test_a_missing_or_empty_repository_is_a_warning_and_a_readiness_reason(
+        tmp_path: Path, where: str, caplog: pytest.LogCaptureFixture) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from tests.service.conftest import make_settings
+
+    repo = tmp_path / "models"
+    if where == "empty":
+        repo.mkdir()
+    with caplog.at_level("WARNING"), TestClient(create_app(make_settings(repo))) as c:
+        r = c.get("/readyz")
+    assert r.status_code == 503
+    reason = " ".join(r.json()["detail"])
+    assert ("is not a directory" if where == "missing" else "holds no") in reason and str(repo) in reason
+    assert any(rec.levelname == "WARNING" and "no models loaded" in rec.getMessage() for rec in caplog.records)
