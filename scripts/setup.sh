@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev,figures]"
 # KServe's API types, read by tests/deploy/test_kserve.py as source (its own runtime deps are not needed)
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "kserve==0.21.0"
 # --tests: also KServe's own clients in a venv of their own (kserve brings its whole server stack, which is not

@@ -1,4 +1,4 @@
-"""python -m training {train,evaluate,export,data,table,list,cost,frontier,features,train-judge,judge,cas}.
+"""python -m training {train,evaluate,export,data,table,list,cost,figures,features,train-judge,judge,cas}.
 
 See --help on each."""
 
@@ -144,17 +144,22 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("data", help="fetch, verify and cache MNIST; print its digest")
     _data_args(d)
     _judge_parsers(sub)
-    t = sub.add_parser("table", help="print the Markdown table of measured figures for a repository")
-    t.add_argument("repository", type=Path, nargs="?", default=Path("models"))
-    t.add_argument("--extra", type=Path, nargs="*", default=[], help="more checkpoints to list")
+    t = sub.add_parser("table", help="print the Markdown tables of measured figures (quality, cost, judge, CAS) of "
+                                     "any checkpoints", formatter_class=_Help)
+    t.add_argument("paths", type=Path, nargs="*", default=[Path("models")],
+                   help="model repositories (their newest versions) and/or model.ts files")
     c = sub.add_parser("cost", help="decode images/s on this CPU (batch 1 and 1024, 1 and 2 threads) into "
                                      "metrics.json")
     c.add_argument("checkpoints", type=Path, nargs="*", help="model.ts files (default: the newest of each in models/)")
     c.add_argument("--seconds", type=float, default=1.0, help="time per figure")
     c.add_argument("--no-write", action="store_true")
-    f = sub.add_parser("frontier", help="draw NLL against CPU decode images/s, one point per model (a PNG)")
-    f.add_argument("out", type=Path, nargs="?", default=Path("docs/frontier.png"))
-    f.add_argument("--repository", type=Path, default=Path("models"))
+    f = sub.add_parser("figures", help="draw the docs' figures from a repository with matplotlib (the optional "
+                                       "'figures' extra): frontier, latent ladder, conditional samples, CAS sweep",
+                       formatter_class=_Help)
+    f.add_argument("--repository", type=Path, default=Path("models"), help="the checkpoints to draw")
+    f.add_argument("--out", type=Path, default=Path("docs"), help="directory the PNGs go to")
+    f.add_argument("--ladder", nargs="+", default=["vae-flow-z2", "vae-flow-z5", "vae-flow-z10", "vae-flow-z20"],
+                   help="the latent ladder's models, drawn side by side")
     fe = sub.add_parser("features", help="draw what each code unit of an autoencoder decodes to alone (a PNG)")
     fe.add_argument("checkpoint", type=Path, help="models/<name>/<version>/model.ts (e.g. the sparse AE)")
     fe.add_argument("out", type=Path, nargs="?", default=Path("docs/sparse-features.png"))
@@ -181,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         commands = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data,
-                    "table": cmd_table, "list": cmd_list, "cost": cmd_cost, "frontier": cmd_frontier,
+                    "table": cmd_table, "list": cmd_list, "cost": cmd_cost, "figures": cmd_figures,
                     "judge": cmd_judge, "train-judge": cmd_train_judge, "features": cmd_features,
                     "cas": cmd_cas}
         return commands[args.cmd](args)
@@ -325,12 +330,21 @@ def cmd_cas(a: argparse.Namespace) -> int:
 
 def cmd_table(a: argparse.Namespace) -> int:
     from checkpoint import newest
-    from training.report import judge_table, table
+    from training.report import cas_table, judge_table, table
 
-    paths = newest(a.repository) + list(a.extra)
+    missing = [str(p) for p in a.paths if not p.exists()]
+    if missing:
+        raise ValueError(f"no such file or directory: {', '.join(missing)}")
+    paths = [q for p in a.paths for q in ([p] if p.is_file() else newest(p))]
+    if not paths:
+        raise ValueError(f"no checkpoints in {', '.join(map(str, a.paths))}")
     print(table(paths))
     print()
     print(judge_table(paths))
+    cas = cas_table(paths)
+    if cas:
+        print()
+        print(cas)
     return 0
 
 
@@ -346,11 +360,21 @@ def cmd_cost(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_frontier(a: argparse.Namespace) -> int:
+def cmd_figures(a: argparse.Namespace) -> int:
     from checkpoint import newest
-    from training.report import frontier_png
+    from training import figures
 
-    print(f"{frontier_png(newest(a.repository), a.out)} models drawn into {a.out}")
+    paths = newest(a.repository)
+    print(f"{a.out / 'frontier.png'}: {figures.frontier(paths, a.out / 'frontier.png')} models")
+    rungs = [p for p in paths if p.parts[-3] in a.ladder]
+    if rungs:
+        print(f"{a.out / 'ladder.png'}: {figures.ladder(rungs, a.out / 'ladder.png')} rungs")
+    for p in paths:
+        meta, _ = figures.read(p)
+        if meta.conditional and meta.generative:
+            figures.conditional_samples(p, a.out / f"samples-{meta.name}.png")
+            print(a.out / f"samples-{meta.name}.png")
+    print(f"{a.out / 'cas-temperature.png'}: {figures.cas_temperature(paths, a.out / 'cas-temperature.png')} models")
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,8 @@ def table(paths: list[Path]) -> str:
     for p in paths:
         meta, metrics = read(p)
         ev = metrics.get("evaluation") or metrics.get("evaluation_binarised") or {}
+        # Not evaluated yet: the training run's own test figures (same test set, fixed noise seed) stand in
+        mse = ev.get("mse", metrics.get("test_mse"))
         other = []
         if "mse_over_pca" in ev:
             other.append(f"MSE / PCA(m) = {ev['mse_over_pca']:.4f} (PCA {ev['pca_mse']:.5f})")
@@ -59,10 +60,12 @@ def table(paths: list[Path]) -> str:
         if note:
             other.append(note)
         nll = f"{ev['iwae_nll']:.2f} ({ev['iwae_k']})" if "iwae_nll" in ev else ""
-        elbo = f"{ev['neg_elbo']:.2f}" if "neg_elbo" in ev else ""
+        elbo = f"{ev['neg_elbo']:.2f}" if "neg_elbo" in ev else (f"{metrics['test_loss']:.2f} (train-time)"
+                                                                  if meta.stochastic and "test_loss" in metrics
+                                                                  else "")
         m = metrics
         rows.append(f"| {meta.name} v{meta.version} | {meta.kind} | {meta.latent_dim} | {_arch(meta)} | "
-                    f"{meta.config.get('epochs', '')} | {ev.get('mse', float('nan')):.5f} | {elbo} | {nll} | "
+                    f"{meta.config.get('epochs', '')} | {'' if mse is None else f'{mse:.5f}'} | {elbo} | {nll} | "
                     f"{cost(metrics)} | "
                     f"{'; '.join(other)} | {m.get('train_seconds', 0):.0f} s ({m.get('train_device', '?')}) |")
     return "\n".join(rows)
@@ -72,45 +75,6 @@ def cost(metrics: dict[str, Any]) -> str:
     """Decode images/s on the CPU at batch 1024 with 1 and 2 torch threads (`python -m training cost`)."""
     cpu = metrics.get("cost", {}).get("cpu")
     return f"{cpu['b1024_t1']:,.0f} / {cpu['b1024_t2']:,.0f}" if cpu else ""
-
-
-def frontier_png(paths: list[Path], out: Path) -> int:
-    """NLL (IWAE, test set) against CPU decode images/s (batch 1024, 2 threads), one labelled point per model with
-    both figures; log-scaled speed. Returns the number of points drawn."""
-    from PIL import Image, ImageDraw
-
-    points = []
-    for p in paths:
-        meta, metrics = read(p)
-        ev, cpu = metrics.get("evaluation") or {}, metrics.get("cost", {}).get("cpu")
-        if "iwae_nll" in ev and cpu:
-            points.append((meta.name, float(cpu["b1024_t2"]), float(ev["iwae_nll"])))
-    w, h, pad = 900, 560, 70
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    if points:
-        lo_x, hi_x = math.log10(min(x for _, x, _ in points) / 1.5), math.log10(max(x for _, x, _ in points) * 1.5)
-        lo_y, hi_y = min(y for *_, y in points) - 3, max(y for *_, y in points) + 3
-
-        def at(x: float, y: float) -> tuple[float, float]:
-            return (pad + (math.log10(x) - lo_x) / (hi_x - lo_x) * (w - 2 * pad),
-                    pad + (y - lo_y) / (hi_y - lo_y) * (h - 2 * pad))  # lower NLL (better) at the top
-
-        d.rectangle([pad, pad, w - pad, h - pad], outline="black")
-        for decade in range(math.ceil(lo_x), math.floor(hi_x) + 1):
-            gx, _ = at(10 ** decade, lo_y)
-            d.line([gx, pad, gx, h - pad], fill=(225, 225, 225))
-            d.text((gx - 12, h - pad + 6), f"1e{decade}", fill="black")
-        for name, x, y in points:
-            px, py = at(x, y)
-            d.ellipse([px - 4, py - 4, px + 4, py + 4], fill=(30, 90, 200))
-            d.text((px + 7, py - 7), f"{name} ({y:.1f})", fill="black")
-        d.text((pad, h - pad + 24), "decode images/s on this CPU, batch 1024, 2 torch threads (log scale)  ->  cheaper",
-               fill="black")
-        d.text((pad, pad - 40), "IWAE NLL, nats (official test set): lower is better, and drawn higher", fill="black")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    img.save(out)
-    return len(points)
 
 
 def judge_table(paths: list[Path]) -> str:
@@ -133,3 +97,19 @@ def judge_table(paths: list[Path]) -> str:
         rows.append(f"| real digits (10k training images) | | | 10000 | {ref['confident']:.1%} | "
                     f"{ref['class_entropy_bits']:.3f} | {ref['frechet']:.3f} | {ref['cond_acc']:.1%} |")
     return "\n".join(rows)
+
+
+def cas_table(paths: list[Path]) -> str:
+    """Classification Accuracy Score of each conditional checkpoint with one (`python -m training cas`)."""
+    rows = ["| model | CAS (best temperature) | real-data reference | digits per class | CAS at each temperature |",
+            "|---|---:|---:|---:|---|"]
+    for p in paths:
+        meta, metrics = read(p)
+        cas = metrics.get("cas")
+        if not cas:
+            continue
+        sweep = ", ".join(f"{r['temperature']:g}: {r['accuracy']:.2%}" for r in sorted(cas["sweep"],
+                                                                                     key=lambda r: r["temperature"]))
+        rows.append(f"| {meta.name} v{meta.version} | {cas['accuracy']:.2%} (t={cas['temperature']:g}) | "
+                    f"{cas['reference_accuracy']:.2%} | {cas['per_class']:,} | {sweep} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
