@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,8 +15,8 @@ class Settings(BaseSettings):
 
     model_repository: Path = Field(Path("models"), description="models/<name>/<version>/model.ts")
     default_model: str = Field("vae-flow-z20", description="served when a request names no model; must be generative")
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field("127.0.0.1", description="HTTP listen address (0.0.0.0 in containers)")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port (REST, the Open Inference Protocol, the explorer)")
     grpc_port: int = Field(8001, ge=0, le=65535, description="the Open Inference Protocol over gRPC, in the same "
                            "process (8001 as Triton); 0 turns it off")
     grpc_max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024, description="largest gRPC message "
@@ -58,16 +58,23 @@ class Settings(BaseSettings):
                                      "the conv-96 vae-z20 takes ~12 s on 2 CPU cores)")
     retry_after_s: int = Field(1, ge=1, description="Retry-After on 429 and 503")
     api_key: str | None = Field(None, description="when set, every route but health and metrics needs X-API-Key")
-    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins (default: none)")
+    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins, a JSON list (closed "
+                                    "when empty)")
     watch_interval_s: float = Field(0.0, ge=0, description="poll the repository for new versions (0 = off)")
     model_control: bool = Field(False, description="repository control: POST /admin/reload and the protocol's "
                                 "load/unload (HTTP and gRPC); off = 403. Needs admin_key")
-    admin_key: str | None = Field(None, description="the key repository control needs (X-Admin-Key header or "
+    admin_key: str | None = Field(None, min_length=16, description="the key repository control needs (X-Admin-Key header or "
                                   "x-admin-key gRPC metadata); separate from api_key")
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="JSON log lines on stdout, one object each")
     opentelemetry: bool = Field(False, description="FastAPI's native OpenTelemetry spans, metrics and logs "
                                 "(with a configured provider); Prometheus metrics are always on")
     drain_timeout_s: float = Field(30.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, v: object) -> object:
+        return v.lower() if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _control_needs_key(self) -> Settings:
@@ -82,3 +89,28 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def markdown_table() -> str:
+    """Every setting as a Markdown row: variable, default, bounds, meaning (the README's configuration table)."""
+    import annotated_types as at
+    from typing import get_args, get_origin
+
+    rows = ["| variable | default | allowed | meaning |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "unset" if default is None else f"`{str(default).lower() if isinstance(default, bool) else default}`"
+        bounds = []
+        for m in field.metadata:
+            if isinstance(m, at.MinLen):
+                bounds.append(f"at least {m.min_length} characters")
+            for kind, attr, op in ((at.Ge, "ge", ">="), (at.Gt, "gt", ">"), (at.Le, "le", "<="), (at.Lt, "lt", "<")):
+                if isinstance(m, kind):
+                    bounds.append(f"{op} {getattr(m, attr)}")
+        ann = field.annotation
+        if get_origin(ann) is Literal:
+            bounds.append(" \\| ".join(f"`{a}`" for a in get_args(ann)))
+        elif ann is bool:
+            bounds.append("`true` \\| `false`")
+        rows.append(f"| `VAESERVE_{name.upper()}` | {shown} | {', '.join(bounds)} | {field.description or ''} |")
+    return "\n".join(rows)
