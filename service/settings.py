@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     watch_interval_s: float = Field(0.0, ge=0, description="poll the repository for new versions (0 = off)")
     model_control: bool = Field(False, description="repository control: POST /admin/reload and the protocol's "
                                 "load/unload (HTTP and gRPC); off = 403. Needs admin_key")
-    admin_key: str | None = Field(None, min_length=16, description="the key repository control needs (X-Admin-Key header or "
-                                  "x-admin-key gRPC metadata); separate from api_key")
+    admin_key: str | None = Field(None, min_length=16, description="the key repository control needs "
+                                  "(X-Admin-Key header or x-admin-key gRPC metadata); separate from api_key")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="JSON log lines on stdout, one object each")
     opentelemetry: bool = Field(False, description="FastAPI's native OpenTelemetry spans, metrics and logs "
@@ -93,8 +93,9 @@ def get_settings() -> Settings:
 
 def markdown_table() -> str:
     """Every setting as a Markdown row: variable, default, bounds, meaning (the README's configuration table)."""
-    import annotated_types as at
     from typing import get_args, get_origin
+
+    import annotated_types as at
 
     rows = ["| variable | default | allowed | meaning |", "|---|---|---|---|"]
     for name, field in Settings.model_fields.items():

@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     ls = sub.add_parser("list", help="print the newest model.ts of each model in a repository, one a line")
     ls.add_argument("repository", type=Path, nargs="?", default=Path("models"))
     ls.add_argument("--generative", action="store_true", help="only models with a prior to sample from (meta)")
+    ls.add_argument("--conditional", action="store_true", help="only models that take a label per row (meta)")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.command = command_line(argv)
@@ -389,7 +390,8 @@ def cmd_list(a: argparse.Namespace) -> int:
     from checkpoint import newest, read_meta
 
     for path in newest(a.repository):
-        if not a.generative or read_meta(path).get("generative"):
+        meta = read_meta(path)
+        if (not a.generative or meta.get("generative")) and (not a.conditional or meta.get("num_classes")):
             print(path)
     return 0
 

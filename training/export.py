@@ -31,7 +31,7 @@ def code_commit() -> str:
 
 
 def build_meta(spec: ModelSpec, name: str, version: int, config: dict[str, Any], data_sha256: str,
-               weights: str, prior: str = "normal") -> dict[str, Any]:
+               weights: str, prior: str = "normal", commit: str | None = None) -> dict[str, Any]:
     """The contract part of meta: fixed at export, never rewritten."""
     return {
         "format": checkpoint.FORMAT,
@@ -45,19 +45,20 @@ def build_meta(spec: ModelSpec, name: str, version: int, config: dict[str, Any],
         "config": config,
         "command": config.get("command", ""),  # the training command line; config holds what it set
         "data_sha256": data_sha256,
-        "code_commit": code_commit(),
+        "code_commit": commit or code_commit(),
         "weights_sha256": weights,
     }
 
 
 def export(model: nn.Module, spec: ModelSpec, name: str, repository: Path, config: dict[str, Any],
-           data_sha256: str, metrics: dict[str, Any], prior: nn.Module | None = None) -> Path:
+           data_sha256: str, metrics: dict[str, Any], prior: nn.Module | None = None,
+           commit: str | None = None) -> Path:
     """Script the model (with its learned prior, if any) and write models/<name>/<next version>/model.ts with
-    its meta, and metrics.json."""
+    its meta, and metrics.json. `commit`: the code's commit when training started (default: now)."""
     scripted = script(model, prior)
     version = checkpoint.next_version(repository, name)
     meta = build_meta(spec, name, version, config, data_sha256, checkpoint.weights_sha256(scripted),
-                      "flow" if checkpoint.has_prior(scripted) else "normal")
+                      "flow" if checkpoint.has_prior(scripted) else "normal", commit)
     path = repository / name / str(version) / checkpoint.MODEL_FILE
     if meta["code_commit"].endswith("+dirty") or meta["code_commit"] == "unknown":
         log.warning("%s: model/, training/ or checkpoint/ differ from commit %s: this file cannot be traced to the "

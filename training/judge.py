@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from checkpoint import has_prior, save, weights_sha256
+from checkpoint.sampling import noise_blocks
 from model.judge import JudgeCNN
 from training.data import Mnist
 from training.evaluate import load, load_model
@@ -147,8 +148,8 @@ def judge_generator(checkpoint: Path, judge_path: Path, ds: Mnist, n: int = 1000
     judge, jmeta = load_judge(judge_path, device)
     xte = to_tensor(ds.x_test, device)
     real = _predict(judge.features, xte).cpu().numpy()
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, meta.latent_dim, generator=gen).to(device)
+    # The noise and labels of /sample's answer of n rows with this seed (checkpoint/sampling.py)
+    z = torch.cat([eps for _, eps in noise_blocks(seed, n, meta.latent_dim, 1.0)]).to(device)
     latents = ts.prior if has_prior(ts) else (lambda e: e)  # as /sample does: a learned prior's sample of the noise
     labels = (torch.arange(n) % meta.num_classes).to(device) if meta.conditional else None  # balanced
     x = torch.cat([ts.decode(latents(z[i : i + 1000]), None if labels is None else labels[i : i + 1000])

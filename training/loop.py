@@ -19,7 +19,7 @@ from tqdm import tqdm
 from model import ModelSpec, build, kind, objective, pixels
 from training.config import TrainConfig
 from training.data import load_mnist
-from training.export import export
+from training.export import code_commit, export
 from training.images import save_grid
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def _tensorboard(run_dir: Path) -> Any:
 
 def train(cfg: TrainConfig) -> Path | None:
     """Train, evaluate every epoch on the test set, keep the best epoch, write grids, export."""
+    commit = code_commit()  # the code as training starts: commits made while it runs are not what ran
     rank, world, device = setup_distributed(cfg.device)
     torch.manual_seed(cfg.seed + rank)  # per-rank noise; the data order below is shared
     if device.type == "cuda":
@@ -193,7 +194,7 @@ def train(cfg: TrainConfig) -> Path | None:
     metrics.update(train_seconds=round(train_s, 1), train_device=str(device.type), world_size=world)
     if not cfg.export:
         return run_dir / "best.pt"
-    path = export(model, cfg.spec, cfg.run_name, cfg.repository, cfg.to_json(), data_sha, metrics, prior)
+    path = export(model, cfg.spec, cfg.run_name, cfg.repository, cfg.to_json(), data_sha, metrics, prior, commit)
     log.info("exported %s", path)
     return path
 

@@ -181,16 +181,45 @@ function quantile(u, n) {
   return probit(Math.min(0.999, Math.max(0.001, p)));
 }
 
+// What a model's prior is, from its meta (GET /models): the notes on the page follow it, never the other way.
+const meta = (name) => state.models.find((m) => m.name === name) || {};
+const hasFlow = (name) => meta(name).prior === "flow";
+
+// Decode grid points of a 2-D model. With N(0, I) as its prior the points are latents z, decoded (/decode); with a
+// learned prior they are the prior's noise eps, and the model's sampler (Open Inference Protocol, <name>-sampler)
+// decodes z = prior(eps): the quantile grid then covers the prior as the lecture's figure covers N(0, I).
+async function decodePoints(name, pts) {
+  if (!hasFlow(name)) return npyRows(await api("/decode", { model: name, z: pts }, { npy: true }));
+  const body = { inputs: [{ name: "eps", shape: [pts.length, 2], datatype: "FP32", data: pts.flat() }] };
+  const x = (await api(`/v2/models/${name}-sampler/infer`, body)).outputs.find((o) => o.name === "x").data;
+  return Array.from({ length: pts.length }, (_, i) => x.slice(i * 784, (i + 1) * 784));
+}
+
+function describePriors() {
+  const v = model("vae-model"), z2 = model("z2-model");
+  $("sample-note").textContent = (v && hasFlow(v)
+    ? "z = prior(t·ε), ε ~ N(0, I): this model's prior is a flow learned with it (its meta says prior: flow), " +
+      "and z is decoded."
+    : "z ~ N(0, t²I), this model's prior, decoded.") +
+    " The same seed gives the same digits. Click a digit to make it an end of the interpolation below.";
+  const grid = z2 && hasFlow(z2)
+    ? "the quantiles of its prior's noise ε, each mapped to z = prior(ε) by the learned flow and decoded"
+    : "Gaussian quantiles of z, its N(0, I) prior";
+  $("manifold-note").textContent = `The 2-D model's decoder over a grid of ${grid} (Kingma & Welling, fig. 4). ` +
+    "Drag the cursor: the digit on the right is decoded where it points.";
+  $("cursor-name").textContent = z2 && hasFlow(z2) ? "ε" : "z";
+}
+
 async function drawManifold() {
+  describePriors();
   const name = model("z2-model");
   if (!name) return;
   const n = Number($("manifold-n").value);
-  const z = [];
+  const pts = [];
   for (let r = 0; r < n; r++) {
-    for (let c = 0; c < n; c++) z.push([quantile((c + 0.5) / n, n), quantile(1 - (r + 0.5) / n, n)]); // z2 up
+    for (let c = 0; c < n; c++) pts.push([quantile((c + 0.5) / n, n), quantile(1 - (r + 0.5) / n, n)]); // up
   }
-  const out = await api("/decode", { model: name, z }, { npy: true });
-  paintGrid($("manifold-grid"), npyRows(out), n);
+  paintGrid($("manifold-grid"), await decodePoints(name, pts), n);
   moveCursor(0.5, 0.5);
 }
 
@@ -213,9 +242,9 @@ async function decodeAtCursor(z) {
   if (state.cursorBusy) { state.cursorNext = z; return; }
   state.cursorBusy = true;
   try {
-    const r = await api("/decode", { model: name, z: [z] });
+    const [img] = await decodePoints(name, [z]);
     const c = $("cursor-digit");
-    paint(c.getContext("2d"), r.images[0], 0, 0, c.width);
+    paint(c.getContext("2d"), img, 0, 0, c.width);
     c.dataset.z = JSON.stringify(z);
   } finally {
     state.cursorBusy = false;
@@ -405,6 +434,7 @@ async function start() {
   $("sample-btn").addEventListener("click", guard(sample));
   $("reseed-btn").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 1e6); guard(sample)(); });
   $("vae-model").addEventListener("change", guard(sample));
+  $("vae-model").addEventListener("change", describePriors);
   $("sample-grid").addEventListener("click", pickSample);
   $("cvae-btn").addEventListener("click", guard(generateConditional));
   $("z2-model").addEventListener("change", guard(drawManifold));
