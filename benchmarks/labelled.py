@@ -3,6 +3,10 @@ same 10,000 (z, label) rows, measured in the same run with the same single core.
 
 The server runs pinned to core 0 with one torch thread; this process, the client, on core 1.
 Usage: python benchmarks/labelled.py [--model cvae-z10] [--repeats 6]
+
+--rate: the synthetic-data producer's rate instead: two clients looping /sample n=1024 labels="balanced" uint8
+.npy for --seconds each, against the default unconditional model's /sample n=1024 uint8 .npy in the same run
+(the conditional model's cost beside the cheapest sampler the server has).
 """
 
 from __future__ import annotations
@@ -47,13 +51,61 @@ print({ROWS} * {repeats} / (time.perf_counter() - t))
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def rate(url: str, body: dict[str, object], seconds: float, clients: int = 2) -> tuple[float, int]:
+    """Images/s of closed-loop clients posting `body` for `seconds` (uint8 .npy answers), and the non-200 count."""
+    import threading
+
+    done, bad, stop = [0], [0], time.perf_counter() + seconds
+    lock = threading.Lock()
+
+    def loop() -> None:
+        with httpx.Client(timeout=120) as http:
+            while time.perf_counter() < stop:
+                r = http.post(url, json=body, headers={"accept": "application/x-npy"})
+                with lock:
+                    if r.status_code == 200 and np.load(io.BytesIO(r.content)).shape[0] == body["n"]:
+                        done[0] += int(body["n"])  # type: ignore[call-overload]
+                    else:
+                        bad[0] += 1
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=loop) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return done[0] / (time.perf_counter() - t0), bad[0]
+
+
+def main_rate(a: argparse.Namespace) -> int:
+    port = free_port()
+    env = {"VAESERVE_PORT": str(port), "VAESERVE_MODEL_REPOSITORY": str(a.repository), "VAESERVE_GRPC_PORT": "0",
+           "VAESERVE_TORCH_THREADS": "1", "VAESERVE_LOG_LEVEL": "warning"}
+    url = f"http://127.0.0.1:{port}/sample"
+    with server([sys.executable, "-m", "service"], env, f"http://127.0.0.1:{port}/readyz"):
+        rows = []
+        for model, labels in ((a.model, "balanced"), (a.baseline, None)):
+            body = {"model": model, "n": 1024, "dtype": "uint8", "seed": 1, **({"labels": labels} if labels else {})}
+            rate(url, body, 2.0)  # warm-up
+            rows.append((model, *rate(url, body, a.seconds)))
+    for model, images_s, bad in rows:
+        print(f"| {model} | /sample n=1024 uint8 .npy, 2 clients | {images_s:,.0f} images/s | non-200 {bad} |")
+    print(f"ratio {rows[0][1] / rows[1][1]:.2f} of {a.baseline}'s rate")
+    return 0 if all(bad == 0 for *_, bad in rows) else 1
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="cvae-z10")
     p.add_argument("--repository", type=Path, default=ROOT / "models")
     p.add_argument("--repeats", type=int, default=6, help="sequential requests timed (after one warm-up)")
+    p.add_argument("--rate", action="store_true", help="two clients, n=1024 uint8 .npy, against --baseline")
+    p.add_argument("--baseline", default="vae-flow-z20", help="the unconditional model --rate compares with")
+    p.add_argument("--seconds", type=float, default=15.0, help="--rate: seconds per model")
     a = p.parse_args()
     os.sched_setaffinity(0, {CLIENT_CORE})
+    if a.rate:
+        return main_rate(a)
     versions = sorted((a.repository / a.model).iterdir(), key=lambda d: int(d.name) if d.name.isdigit() else -1)
     # The baseline is the best of several chunkings: one 10,000-row call is slower than 64-256-row calls
     # (cache), and the server itself decodes in batches of at most max_batch_rows (256 by default).
