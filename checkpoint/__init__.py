@@ -12,10 +12,13 @@ from checkpoint.format import (
     CheckpointError,
     check_meta,
     has_prior,
+    latents,
     load,
     load_model,
     newest,
     next_version,
+    prior_log_prob,
+    prior_takes_labels,
     read_meta,
     read_metrics,
     save,
@@ -25,5 +28,5 @@ from checkpoint.format import (
 from checkpoint.meta import Meta
 
 __all__ = ["FORMAT", "METRICS_FILE", "MODEL_FILE", "REQUIRED", "CheckpointError", "Meta", "check_meta", "has_prior",
-           "load", "load_model", "newest", "next_version", "read_meta", "read_metrics", "save", "weights_sha256",
-           "write_metrics"]
+           "latents", "load", "load_model", "newest", "next_version", "prior_log_prob", "prior_takes_labels",
+           "read_meta", "read_metrics", "save", "weights_sha256", "write_metrics"]

@@ -49,6 +49,24 @@ def has_prior(module: Any) -> bool:
     return hasattr(module, "prior") and hasattr(module, "prior_log_prob")
 
 
+def prior_takes_labels(module: Any) -> bool:
+    """Whether the file's prior methods take labels (exported since they do: prior(eps, labels=None)); a
+    class-conditional prior needs them, an unconditional one ignores them, older files have prior(eps) only."""
+    return has_prior(module) and len(module.prior.schema.arguments) > 2
+
+
+def latents(module: Any, eps: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """z for base noise eps, as /sample decodes: prior(eps[, labels]) with a learned prior, else eps itself."""
+    if not has_prior(module):
+        return eps
+    return module.prior(eps, labels) if prior_takes_labels(module) else module.prior(eps)
+
+
+def prior_log_prob(module: Any, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """log p(z) (or log p(z | y)) of a file with a learned prior, whichever form its methods have."""
+    return module.prior_log_prob(z, labels) if prior_takes_labels(module) else module.prior_log_prob(z)
+
+
 def check_meta(meta: Any, where: Path | str = "meta") -> dict[str, Any]:
     """The meta if it meets the contract's fields; CheckpointError naming the first problem otherwise."""
     if not isinstance(meta, dict):

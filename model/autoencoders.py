@@ -110,10 +110,13 @@ class VAE(nn.Module):
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.conv = arch == "conv"
-        # prior "flow": p(z) is a RealNVP flow learned with the model (model/prior.py), not N(0, I). A conditional
-        # model's flow is p(z), not p(z | y): the label is the decoder's to use, z carries the style.
+        # prior "flow": p(z) is a RealNVP flow learned with the model (model/prior.py), not N(0, I); "class-flow"
+        # (conditional models): p(z | y), a flow that also reads the label, so each class draws its own styles.
         # The scripted methods below never touch it: script() exports it as prior() / prior_log_prob().
-        self.prior_flow = FlowPrior(latent_dim, hidden=prior_hidden) if prior == "flow" else None
+        if prior == "class-flow" and not num_classes:
+            raise ValueError("prior class-flow is p(z | y): it needs a conditional model (kind cvae)")
+        self.prior_flow = None if prior == "normal" else FlowPrior(
+            latent_dim, hidden=prior_hidden, num_classes=num_classes if prior == "class-flow" else 0)
         self.body, self.decoder, feats = make_body(arch, latent_dim + num_classes, width, num_classes, depth)
         self.head = nn.Linear(feats, 2 * latent_dim)
 

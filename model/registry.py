@@ -30,7 +30,7 @@ class ModelSpec:
     noise_level: float = 0.3  # gaussian sigma, or masking drop probability
     depth: int = 1  # MLP hidden layers per half (1: the pytorch/examples body)
     topk: int = 0  # sparse-ae: keep the k largest code entries, the rest exactly 0 (0 = off: L1 alone)
-    prior: str = "normal"  # vae, cvae: N(0, I), or "flow", a prior learned with the model (model/prior.py)
+    prior: str = "normal"  # N(0, I); "flow": p(z) learned with the model (model/prior.py); "class-flow": p(z | y)
     prior_hidden: int = 128  # units per coupling net of the flow prior
 
 
@@ -106,7 +106,8 @@ def elbo_objective(model: nn.Module, spec: ModelSpec, x: torch.Tensor, labels: t
     z = reparameterize(mu, logvar)
     rec = bernoulli_nll(model.decode_raw(z, labels), x)
     flow = getattr(model, "prior_flow", None)
-    kl = kl_to_standard_normal(mu, logvar) if flow is None else log_diag_normal(z, mu, logvar) - flow.log_prob(z)
+    kl = (kl_to_standard_normal(mu, logvar) if flow is None
+          else log_diag_normal(z, mu, logvar) - flow.log_prob(z, labels))
     return (rec + kl).mean(), {"rec": rec.mean(), "kl": kl.mean()}
 
 

@@ -4,8 +4,10 @@
   decode(z (B,m), labels?) -> (B,1,28,28) in [0,1], the mean of p(x|z)
   decode_logits(z, labels?) -> pre-activation outputs, for exact likelihoods in evaluation
 and, only in checkpoints with a learned prior (absent: the prior is N(0, I)):
-  prior(eps (B,m)) -> z (B,m)        eps ~ N(0, I) mapped to a prior sample, row by row
-  prior_log_prob(z (B,m)) -> (B,)    log p(z), for the ELBO and IWAE bounds
+  prior(eps (B,m), labels?) -> z (B,m)      eps ~ N(0, I) mapped to a prior sample, row by row
+  prior_log_prob(z (B,m), labels?) -> (B,)  log p(z) (log p(z | y) for a class-conditional prior), for the bounds
+Files exported before priors took labels have prior(eps) and prior_log_prob(z): checkpoint.latents() and
+checkpoint.prior_log_prob() call either form.
 """
 
 from __future__ import annotations
@@ -56,12 +58,12 @@ class ServableWithPrior(Servable):
         self.flow = prior
 
     @torch.jit.export
-    def prior(self, eps: torch.Tensor) -> torch.Tensor:
-        return self.flow.sample(eps)
+    def prior(self, eps: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.flow.sample(eps, labels)
 
     @torch.jit.export
-    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        return self.flow.log_prob(z)
+    def prior_log_prob(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.flow.log_prob(z, labels)
 
 
 def script(model: nn.Module, prior: nn.Module | None = None) -> torch.jit.ScriptModule:

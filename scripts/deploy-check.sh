@@ -130,7 +130,7 @@ assert x.shape == (8, 1, 28, 28)
 with grpc.insecure_channel("127.0.0.1:8001") as ch:
     assert health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest()).status == 1
 try:
-    c.unload_model("vae-z2"); raise SystemExit("unload was allowed")
+    c.unload_model("vae-flow-z2"); raise SystemExit("unload was allowed")
 except g.InferenceServerException as e:
     assert "PERMISSION_DENIED" in e.status(), e
 print("ok")

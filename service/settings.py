@@ -54,8 +54,8 @@ class Settings(BaseSettings):
                              "by time: when their estimated finish fits their deadline")
     body_timeout_s: float = Field(10.0, gt=0, description="a body not received in full by then gets 408 "
                                   "(slow clients cannot hold a request open)")
-    request_timeout_s: float = Field(30.0, gt=0, description="deadline per request; past it, 504 (n=10000 from "
-                                     "the conv-96 vae-z20 takes ~12 s on 2 CPU cores)")
+    request_timeout_s: float = Field(30.0, gt=0, description="deadline per request; past it, 504. Requests are "
+                                     "admitted only when their estimated finish fits it (else 429)")
     retry_after_s: int = Field(1, ge=1, description="Retry-After on 429 and 503")
     api_key: str | None = Field(None, description="when set, every route but health and metrics needs X-API-Key")
     cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins, a JSON list (closed "

@@ -75,6 +75,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 PRIORS = {"normal": "N(0, I)", "flow": "a flow learned with the model (model/prior.py)",
+          "class-flow": "p(z | y), a flow that also reads the label, learned with a conditional model",
           "flow-fit": "a flow fitted to the trained model's codes afterwards (training/prior.py)"}
 
 
@@ -218,7 +219,7 @@ def parse_command(command: str) -> argparse.Namespace:
 def train_config(a: argparse.Namespace) -> TrainConfig:
     """The TrainConfig a `train` command line stands for."""
     spec = ModelSpec(a.kind, a.latent_dim, a.arch, a.width, a.sparsity_weight, a.noise, a.noise_level, a.depth,
-                     a.topk, "flow" if a.prior == "flow" else "normal", a.prior_hidden)
+                     a.topk, a.prior if a.prior in ("flow", "class-flow") else "normal", a.prior_hidden)
     return TrainConfig(spec, a.name, a.epochs, a.batch_size, a.lr, a.seed, a.binarize, a.device, a.idx_dir,
                        a.data_cache, a.runs_dir, a.repository, not a.no_export, a.limit_train,
                        prior="flow" if a.prior == "flow-fit" else "normal", prior_epochs=a.prior_epochs,

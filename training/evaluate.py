@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 import checkpoint
-from checkpoint import has_prior
+from checkpoint import has_prior, prior_log_prob
 from model.losses import bernoulli_nll, kl_to_standard_normal, log_diag_normal, log_standard_normal
 from model.registry import KINDS, corrupt
 from training.data import Mnist
@@ -44,9 +44,10 @@ def reconstruction_mse(ts: torch.jit.ScriptModule, x: torch.Tensor, y: torch.Ten
     return total / x.numel()
 
 
-def log_prior(ts: torch.jit.ScriptModule, z: torch.Tensor) -> torch.Tensor:
-    """log p(z) of the model as served: its learned prior when it carries one, else N(0, I); (B,)."""
-    return ts.prior_log_prob(z) if has_prior(ts) else log_standard_normal(z)
+def log_prior(ts: torch.jit.ScriptModule, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """log p(z) of the model as served: its learned prior when it carries one (p(z | y) for a class-conditional
+    one), else N(0, I); (B,)."""
+    return prior_log_prob(ts, z, labels) if has_prior(ts) else log_standard_normal(z)
 
 
 @torch.no_grad()
@@ -60,7 +61,7 @@ def neg_elbo(ts: torch.jit.ScriptModule, x: torch.Tensor, y: torch.Tensor | None
         mu, logvar = ts.encode(x[s], lab)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         if has_prior(ts):
-            kl = log_diag_normal(z, mu, logvar) - ts.prior_log_prob(z)
+            kl = log_diag_normal(z, mu, logvar) - prior_log_prob(ts, z, lab)
         else:
             kl = kl_to_standard_normal(mu, logvar)
         total += (bernoulli_nll(ts.decode_logits(z, lab), x[s]) + kl).sum().item()
@@ -84,7 +85,7 @@ def iwae_nll(ts: torch.jit.ScriptModule, x: torch.Tensor, y: torch.Tensor | None
             rep_lab = None if lab is None else lab.repeat(kc)
             logits = ts.decode_logits(flat, rep_lab)
             log_px = -bernoulli_nll(logits, xb.repeat(kc, 1, 1, 1)).view(kc, -1)  # (kc, B)
-            log_pz = log_prior(ts, flat).view(kc, -1)  # (kc, B)
+            log_pz = log_prior(ts, flat, rep_lab).view(kc, -1)  # (kc, B)
             logw.append(log_px + log_pz - log_diag_normal(z, mu, logvar))
         w = torch.cat(logw)  # (k, B)
         total += -(torch.logsumexp(w.double(), 0) - math.log(k)).sum().item()

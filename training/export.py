@@ -41,13 +41,20 @@ def build_meta(spec: ModelSpec, name: str, version: int, config: dict[str, Any],
         "latent_dim": spec.latent_dim,
         "image_shape": [1, 28, 28],
         **kind(spec.kind).meta_flags(),
-        "prior": prior,  # normal: N(0, I); flow: the checkpoint's scripted prior() / prior_log_prob()
+        "prior": prior,  # normal: N(0, I); flow, class-flow: the checkpoint's scripted prior() / prior_log_prob()
         "config": config,
         "command": config.get("command", ""),  # the training command line; config holds what it set
         "data_sha256": data_sha256,
         "code_commit": commit or code_commit(),
         "weights_sha256": weights,
     }
+
+
+def prior_kind(spec: ModelSpec, has_prior: bool) -> str:
+    """meta's prior: normal (N(0, I)), flow (p(z), learned with the model or fitted after) or class-flow (p(z | y))."""
+    if not has_prior:
+        return "normal"
+    return "class-flow" if spec.prior == "class-flow" else "flow"
 
 
 def export(model: nn.Module, spec: ModelSpec, name: str, repository: Path, config: dict[str, Any],
@@ -58,7 +65,7 @@ def export(model: nn.Module, spec: ModelSpec, name: str, repository: Path, confi
     scripted = script(model, prior)
     version = checkpoint.next_version(repository, name)
     meta = build_meta(spec, name, version, config, data_sha256, checkpoint.weights_sha256(scripted),
-                      "flow" if checkpoint.has_prior(scripted) else "normal", commit)
+                      prior_kind(spec, checkpoint.has_prior(scripted)), commit)
     path = repository / name / str(version) / checkpoint.MODEL_FILE
     if meta["code_commit"].endswith("+dirty") or meta["code_commit"] == "unknown":
         log.warning("%s: model/, training/ or checkpoint/ differ from commit %s: this file cannot be traced to the "

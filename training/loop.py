@@ -223,7 +223,7 @@ def write_grids(model: nn.Module, spec: ModelSpec, xte: torch.Tensor, yte: torch
     if k.stochastic:  # a prior to sample from
         gen = torch.Generator(xte.device).manual_seed(0)
         z = torch.randn(100, spec.latent_dim, generator=gen, device=xte.device)
-        if getattr(model, "prior_flow", None) is not None:  # a learned prior: its samples, as /sample draws them
-            z = model.prior_flow.sample(z)
         classes = torch.arange(10, device=xte.device).repeat_interleave(10) % max(k.num_classes, 1)
+        if getattr(model, "prior_flow", None) is not None:  # a learned prior: its samples, as /sample draws them
+            z = model.prior_flow.sample(z, k.labels(classes))
         save_grid(torch.sigmoid(model.decode_raw(z, k.labels(classes))), 10, run_dir / "samples.png")

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from checkpoint import MODEL_FILE, CheckpointError, Meta, has_prior, load_model, read_metrics
+from checkpoint import MODEL_FILE, CheckpointError, Meta, has_prior, latents, load_model, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _check_shapes(path: Path, module: torch.jit.ScriptModule, meta: Meta) -> Non
     if has_prior(module):  # optional: a learned prior maps N(0, I) noise to latents
         try:
             with torch.inference_mode():
-                z = module.prior(torch.zeros(2, m))
+                z = latents(module, torch.zeros(2, m), labels)
         except Exception as exc:
             raise CheckpointError(f"{path}: prior failed on a test batch ({str(exc).splitlines()[0][:200]})") from exc
         if tuple(z.shape) != (2, m):

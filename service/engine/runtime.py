@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from checkpoint import latents
 from checkpoint.sampling import to_uint8
 from service.engine.gpu import GraphCache, pipelined
 from service.engine.ops import Op
@@ -43,9 +44,9 @@ def compute(module: Any, op: Op, xd: torch.Tensor, lab: torch.Tensor | None) -> 
         mu, _ = module.encode(xd, lab)
         return module.decode(mu, lab)[:, 0]
     if op == Op.PRIOR:
-        return module.prior(xd)  # (B, m)
+        return latents(module, xd, lab)  # (B, m): prior(eps), or prior(eps, labels) for p(z | y)
     if op in (Op.SAMPLE, Op.SAMPLE_U8):
-        out = module.decode(module.prior(xd), lab)[:, 0]
+        out = module.decode(latents(module, xd, lab), lab)[:, 0]
         return to_uint8(out) if op == Op.SAMPLE_U8 else out
     raise ValueError(f"unknown operation {op!r}")
 

@@ -171,7 +171,7 @@ async def sample(request: Request, engine: Engine, ticket: Ticket) -> Response:
     z = torch.cat([z for _, z in blocks])
     labels = labels_for(0, req.n)
     if ckpt.has_prior and not wants_npy(request):  # the answer carries z: the learned prior's latents
-        z = await engine.run(ckpt, Op.PRIOR, Rows(z), ticket)
+        z = await engine.run(ckpt, Op.PRIOR, Rows(z, labels), ticket)  # p(z | y) reads the labels
     imgs = (await engine.run(ckpt, op, Rows(z, labels), ticket)).numpy()
     payload = {"model": ckpt.name, "version": ckpt.version, "z": z.numpy(), "seed": seed,
                "labels": None if labels is None else labels.tolist()}

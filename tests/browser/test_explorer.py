@@ -85,7 +85,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("explorer") / "server.log"
-    address, proc = launch(["-m", "service"], REPOSITORY, log, VAESERVE_DEFAULT_MODEL="vae-z20")
+    address, proc = launch(["-m", "service"], REPOSITORY, log, VAESERVE_DEFAULT_MODEL="vae-flow-z20")
     yield address
     proc.kill()
     proc.wait()
@@ -107,9 +107,9 @@ def page(browser: Browser, url: str) -> Iterator[Page]:
 
 def test_models_are_offered_by_kind(page: Page, url: str) -> None:
     kinds = {m["name"]: m for m in httpx.get(url + "/models").json()["models"]}
-    assert page.input_value("#vae-model") == "vae-z20"  # the server's default
+    assert page.input_value("#vae-model") == "vae-flow-z20"  # the server's default
     assert kinds[page.input_value("#cvae-model")]["num_classes"] == 10
-    assert page.input_value("#z2-model") == "vae-z2"
+    assert page.input_value("#z2-model") == "vae-flow-z2"
     vaes = page.eval_on_selector_all("#vae-model option", "os => os.map(o => o.value)")
     assert sorted(vaes) == sorted(n for n, m in kinds.items() if m["generative"] and not m["num_classes"])
 
@@ -135,6 +135,20 @@ def test_conditional_grid_one_class_per_row(page: Page) -> None:
     with repainted(page, "cvae-grid"):
         page.click("#cvae-btn")
     assert_digits(digits(page, "cvae-grid", 10), 10)
+
+
+def test_notes_on_the_prior_follow_the_meta(page: Page, url: str) -> None:
+    """What the page says about each model's prior comes from /models, not from the page's text."""
+    kinds = {m["name"]: m for m in httpx.get(url + "/models").json()["models"]}
+    for name in page.eval_on_selector_all("#vae-model option", "os => os.map(o => o.value)"):
+        page.select_option("#vae-model", name)
+        note = page.text_content("#sample-note") or ""
+        flow = kinds[name]["prior"] == "flow"
+        assert ("prior(t·ε)" in note) == flow and ("z ~ N(0, t²I)" in note) == (not flow), (name, note)
+    z2 = page.input_value("#z2-model")
+    note = page.text_content("#manifold-note") or ""
+    assert ("z = prior(ε)" in note) == (kinds[z2]["prior"] == "flow"), note
+    assert page.text_content("#cursor-name") == ("ε" if kinds[z2]["prior"] == "flow" else "z")
 
 
 def test_manifold_and_draggable_cursor(page: Page) -> None:
@@ -205,7 +219,7 @@ def test_drawing_is_reconstructed_encoded_and_restyled(page: Page, tmp_path: Pat
 
 def test_api_key_is_asked_for_and_used(browser: Browser, tmp_path: Path) -> None:
     address, proc = launch(["-m", "service"], REPOSITORY, tmp_path / "server.log",
-                           VAESERVE_DEFAULT_MODEL="vae-z20", VAESERVE_API_KEY="s3cret")
+                           VAESERVE_DEFAULT_MODEL="vae-flow-z20", VAESERVE_API_KEY="s3cret")
     try:
         page = browser.new_page()
         page.goto(address + "/")  # the page itself needs no key; the calls it makes do

@@ -15,9 +15,9 @@ from training.evaluate import iwae_nll, neg_elbo
 from training.prior import fit_flow_prior
 
 
-def _perturbed(dim: int, seed: int = 0) -> FlowPrior:
+def _perturbed(dim: int, seed: int = 0, num_classes: int = 0) -> FlowPrior:
     torch.manual_seed(seed)
-    flow = FlowPrior(dim, layers=4, hidden=16)
+    flow = FlowPrior(dim, layers=4, hidden=16, num_classes=num_classes)
     with torch.no_grad():
         for p in flow.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -34,6 +34,68 @@ def test_log_prob_is_the_change_of_variables_density() -> None:
             jac = torch.autograd.functional.jacobian(lambda e, f=flow: f.sample(e[None])[0], eps[i])
             expect = -0.5 * (eps[i].pow(2).sum() + dim * math.log(2 * math.pi)) - torch.linalg.slogdet(jac)[1]
             assert abs(flow.log_prob(z[i:i + 1]).item() - expect.item()) < 1e-8
+
+
+def test_class_conditional_flow_is_a_density_per_class() -> None:
+    """p(z | y): the change of variables holds for every label, labels change the samples, and none is refused."""
+    flow = _perturbed(4, num_classes=3)
+    eps = torch.randn(2, 4, dtype=torch.double)
+    for y in range(3):
+        labels = torch.full((2,), y)
+        z = flow.sample(eps, labels)
+        for i in range(2):
+            jac = torch.autograd.functional.jacobian(
+                lambda e, f=flow, lab=labels[i:i + 1]: f.sample(e[None], lab)[0], eps[i])
+            expect = -0.5 * (eps[i].pow(2).sum() + 4 * math.log(2 * math.pi)) - torch.linalg.slogdet(jac)[1]
+            assert abs(flow.log_prob(z[i:i + 1], labels[i:i + 1]).item() - expect.item()) < 1e-8
+    assert not torch.allclose(flow.sample(eps, torch.zeros(2, dtype=torch.long)),
+                              flow.sample(eps, torch.ones(2, dtype=torch.long)))
+    try:
+        flow.sample(eps)
+    except ValueError as exc:
+        assert "labels are required" in str(exc)
+    else:
+        raise AssertionError("a conditional prior sampled without labels")
+    plain = _perturbed(4)  # an unconditional flow ignores labels
+    assert torch.equal(plain.sample(eps), plain.sample(eps, torch.zeros(2, dtype=torch.long)))
+
+
+def test_scripted_class_flow_and_old_one_argument_priors() -> None:
+    """A cvae with p(z | y) exports prior(eps, labels); checkpoint.latents calls either form."""
+    from checkpoint import latents, prior_log_prob, prior_takes_labels
+
+    cvae = build(ModelSpec("cvae", latent_dim=3, arch="mlp", width=16, prior="class-flow", prior_hidden=8))
+    ts = script(cvae)
+    assert prior_takes_labels(ts)
+    eps, labels = torch.randn(4, 3), torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        for p in ts.flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        z = latents(ts, eps, labels)
+        assert torch.equal(z, ts.prior(eps, labels)) and prior_log_prob(ts, z, labels).shape == (4,)
+
+    class OldStyle(nn.Module):  # what files exported before labels reached the prior have
+        def __init__(self) -> None:
+            super().__init__()
+            self.flow = _perturbed(3).float()
+
+        @torch.jit.export
+        def prior(self, eps: torch.Tensor) -> torch.Tensor:
+            return self.flow.sample(eps)
+
+        @torch.jit.export
+        def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+            return self.flow.log_prob(z)
+
+    old = torch.jit.script(OldStyle())
+    assert not prior_takes_labels(old)
+    assert torch.equal(latents(old, eps, labels), old.prior(eps))
+    try:
+        build(ModelSpec("vae", latent_dim=3, arch="mlp", width=16, prior="class-flow"))
+    except ValueError as exc:
+        assert "conditional" in str(exc)
+    else:
+        raise AssertionError("an unconditional VAE took a class-conditional prior")
 
 
 def test_fresh_flow_is_the_standard_normal() -> None:

@@ -35,24 +35,39 @@ def cvae_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for p in flow.parameters():
             p.add_(0.3 * torch.randn_like(p))
     export(build(spec), spec, "cvae-flow-z3", repo, {"spec": spec.__dict__}, "0" * 64, {}, prior=flow)
+    cond = ModelSpec("cvae", latent_dim=3, arch="mlp", width=16, depth=2, prior="class-flow", prior_hidden=8)
+    model = build(cond)
+    with torch.no_grad():
+        for p in model.prior_flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    export(model, cond, "cvae-classflow-z3", repo, {"spec": cond.__dict__}, "0" * 64, {})
     plain = ModelSpec("vae", latent_dim=3, arch="mlp", width=16)
     export(build(plain), plain, "vae-z4", repo, {"spec": plain.__dict__}, "0" * 64, {})
     return repo
 
 
-def test_draw_is_the_served_sample(cvae_repo: Path) -> None:
-    """What CAS trains on is byte for byte what a client pulls: .npy uint8, labels balanced, across seed blocks."""
+@pytest.mark.parametrize("name", ["cvae-flow-z3", "cvae-classflow-z3"])
+def test_draw_is_the_served_sample(cvae_repo: Path, name: str) -> None:
+    """What CAS trains on is byte for byte what a client pulls: .npy uint8, labels balanced, across seed blocks;
+    with p(z) or p(z | y) as the prior."""
     per_class = 1001  # 10,010 rows: the second seed block starts at row 10,000
-    x, y = draw(cvae_repo / "cvae-flow-z3" / "1" / "model.ts", per_class, 0.8, seed=5)
+    x, y = draw(cvae_repo / name / "1" / "model.ts", per_class, 0.8, seed=5)
     assert x.shape == (10010, 28, 28) and x.dtype == np.uint8 and list(y[:12]) == [*range(10), 0, 1]
     with TestClient(create_app(make_settings(cvae_repo))) as c:
-        r = c.post("/sample", json={"model": "cvae-flow-z3", "n": 10010, "labels": "balanced", "seed": 5,
+        r = c.post("/sample", json={"model": name, "n": 10010, "labels": "balanced", "seed": 5,
                                     "temperature": 0.8, "dtype": "uint8"}, headers={"accept": "application/x-npy"})
         assert r.status_code == 200, r.text
         served = np.load(io.BytesIO(r.content))
+        # JSON answers z = prior(eps, labels); /decode of that z under the same labels gives the same digits
+        body = c.post("/sample", json={"model": name, "n": 20, "labels": "balanced", "seed": 5,
+                                       "temperature": 0.8}).json()
+        again = c.post("/decode", json={"model": name, "z": body["z"], "labels": body["labels"]}).json()
+        np.testing.assert_allclose(np.asarray(again["images"]), np.asarray(body["images"]), atol=1e-5)
+        small, _ = draw(cvae_repo / name / "1" / "model.ts", 2, 0.8, seed=5)  # n=20: its own noise, not x[:20]
+        np.testing.assert_allclose(np.asarray(body["images"]) * 255, small, atol=0.51)
     assert np.abs(served.astype(int) - x.astype(int)).max() <= 1  # float rounding of a batch may flip one level
     assert (served == x).mean() > 0.999
-    other, _ = draw(cvae_repo / "cvae-flow-z3" / "1" / "model.ts", per_class, 0.8, seed=6)
+    other, _ = draw(cvae_repo / name / "1" / "model.ts", per_class, 0.8, seed=6)
     assert (other != x).mean() > 0.01  # the seed matters
 
 
