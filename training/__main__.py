@@ -265,7 +265,12 @@ def cmd_export(a: argparse.Namespace) -> int:
     blob = torch.load(a.run, map_location="cpu", weights_only=True)
     spec = ModelSpec(**blob["spec"])
     model = build(spec)
-    model.load_state_dict(blob["state_dict"])
+    # Runs saved before a model grew an empty parameter (the flow prior's per-class terms, (0, m) when
+    # unconditional) lack its key: nothing is lost, anything else missing or unexpected is refused
+    missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
+    lost = [k for k in missing if model.state_dict()[k].numel()] + list(unexpected)
+    if lost:
+        raise ValueError(f"{a.run} does not fit the model its spec builds: {', '.join(lost)}")
     name = a.name or Path(a.run).parent.name
     metrics = {k: v for k, v in blob["best"].items() if k.startswith("test_") or k == "epoch"}
     config, prior = dict(blob["config"]), None
