@@ -21,23 +21,23 @@ for conf in "fp32 false 1 false" "fp32 false 2 false" "fp32 false 1 true" "fp32 
 import sys, time, io, numpy as np, httpx, torch
 sys.path.insert(0, "benchmarks")
 from loadgen import measure
-for model in ("vae-flow-z20", "vae-z20"):
+for model in ("vae-flow-z20", "vae-flow-z10"):
     body = ('{"n": 1024, "seed": 1, "model": "%s"}' % model).encode()
     r = measure("http://127.0.0.1:8077/sample", body, 4, 8, accept="application/x-npy")
     print(f"{model} sample n=1024 npy c=4: {r.rps * 1024:.0f} images/s p99 {r.quantile(.99) * 1e3:.1f} ms {r.statuses}")
-for model in ("vae-flow-z20", "vae-z20", "vae-mlp-z20"):  # uint8 made on the device: 4x less to copy and send
-    body = ('{"n": 4096, "seed": 1, "dtype": "uint8", "model": "%s"}' % model).encode()
+for model, labels in (("vae-flow-z20", ""), ("cvae-z10", ', "labels": "balanced"')):  # uint8 made on the device
+    body = ('{"n": 4096, "seed": 1, "dtype": "uint8", "model": "%s"%s}' % (model, labels)).encode()
     r = measure("http://127.0.0.1:8077/sample", body, 4, 8, accept="application/x-npy")
     print(f"{model} sample n=4096 uint8 npy c=4: {r.rps * 4096:.0f} digits/s p99 {r.quantile(.99) * 1e3:.1f} ms")
-for model, n in (("vae-z20", 64), ("vae-flow-z20", 64), ("vae-flow-z20", 1000)):  # 1000 rows: split over streams
+for model, n in (("vae-flow-z10", 64), ("vae-flow-z20", 64), ("vae-flow-z20", 1000)):  # 1000: split over streams
     gpu = np.load(io.BytesIO(httpx.post("http://127.0.0.1:8077/sample", json={"n": n, "seed": 5, "model": model},
                                         headers={"accept": "application/x-npy"}).content))
     m = torch.jit.load(f"models/{model}/1/model.ts").eval()
-    z = torch.randn(n, 20, generator=torch.Generator().manual_seed(5))
+    z = torch.randn(n, int(model.rsplit("z", 1)[1]), generator=torch.Generator().manual_seed(5))
     with torch.inference_mode():
         cpu = m.decode(m.prior(z) if hasattr(m, "prior") else z, None)[:, 0].numpy()
     print(f"{model} n={n}: max |gpu - cpu| pixel difference:", float(np.abs(gpu - cpu).max()))
-m = torch.jit.load("models/vae-z20/1/model.ts").eval()
+m = torch.jit.load("models/deep-ae-z20/1/model.ts").eval()  # a conv decoder: where a GPU's compute shows
 md = m.cuda()
 zz = torch.randn(1024, 20, device="cuda")
 with torch.inference_mode():
