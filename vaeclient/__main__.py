@@ -6,6 +6,7 @@ Resumable: started again with the same arguments after a stop, it pulls only the
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--model", default="cvae-z10", help="a conditional model the server has (see /models)")
     s.add_argument("--seed", type=int, default=0, help="the same seed gives the same set")
     s.add_argument("--temperature", type=float, default=1.0, help="noise scale: lower is cleaner, less varied")
-    s.add_argument("--url", default="http://127.0.0.1:8000", help="the server")
+    s.add_argument("--url", default=os.environ.get("VAESERVE_URL", "http://127.0.0.1:8000"),
+                   help="the server (default: $VAESERVE_URL, else http://127.0.0.1:8000)")
     s.add_argument("--api-key", default=None, help="X-API-Key, if the server asks for one")
     s.add_argument("--workers", type=int, default=2, help="chunks in flight at once")
     s.add_argument("--restart", action="store_true", help="throw away a set begun with other arguments")

@@ -60,7 +60,7 @@ def test_example_runs(where: str, lang: str, code: str, live: tuple[str, int], t
             .replace("localhost:8000", host).replace("127.0.0.1:8000", host)
             .replace("127.0.0.1:8001", f"127.0.0.1:{grpc_port}").replace(".venv/bin/python", sys.executable))
     cmd = ["bash", "-euo", "pipefail", "-c", code] if lang == "bash" else [sys.executable, "-c", code]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "VAESERVE_URL": url}  # the synth CLI's default server
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, f"{where} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     assert "Traceback" not in proc.stderr and '"error"' not in proc.stdout, f"{where}:\n{proc.stdout[-2000:]}"
