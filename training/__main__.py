@@ -136,7 +136,7 @@ def _judge_parsers(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--no-write", action="store_true", help="print only; leave metrics.json unchanged")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     _train_parser(sub)
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "metrics.json")
     c.add_argument("checkpoints", type=Path, nargs="*", help="model.ts files (default: the newest of each in models/)")
     c.add_argument("--seconds", type=float, default=1.0, help="time per figure")
-    c.add_argument("--no-write", action="store_true")
+    c.add_argument("--no-write", action="store_true", help="print only; leave metrics.json unchanged")
     f = sub.add_parser("figures", help="draw the docs' figures from a repository with matplotlib (the optional "
                                        "'figures' extra): frontier, latent ladder, conditional samples, CAS sweep",
                        formatter_class=_Help)
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the latent ladder's models, drawn side by side")
     fe = sub.add_parser("features", help="draw what each code unit of an autoencoder decodes to alone (a PNG)")
     fe.add_argument("checkpoint", type=Path, help="models/<name>/<version>/model.ts (e.g. the sparse AE)")
-    fe.add_argument("out", type=Path, nargs="?", default=Path("docs/sparse-features.png"))
+    fe.add_argument("out", type=Path, nargs="?", default=Path("docs/sparse-features.png"), help="the PNG to write")
     _data_args(fe)
     cs = sub.add_parser("cas", help="Classification Accuracy Score of a conditional checkpoint: a CNN trained on its "
                                      "digits alone, tested on the real test set; recorded in metrics.json",
@@ -179,9 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     _data_args(cs)
     cs.add_argument("--no-write", action="store_true", help="print only; leave metrics.json unchanged")
     ls = sub.add_parser("list", help="print the newest model.ts of each model in a repository, one a line")
-    ls.add_argument("repository", type=Path, nargs="?", default=Path("models"))
+    ls.add_argument("repository", type=Path, nargs="?", default=Path("models"), help="the model repository")
     ls.add_argument("--generative", action="store_true", help="only models with a prior to sample from (meta)")
     ls.add_argument("--conditional", action="store_true", help="only models that take a label per row (meta)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.command = command_line(argv)

@@ -142,6 +142,17 @@ def test_train_writes_to_a_scratch_repository_unless_published(capsys: pytest.Ca
         parse_command("python -m training train --kind vae --publish --repository x")
 
 
+def test_every_flag_of_every_subcommand_has_help() -> None:
+    import argparse
+
+    from training.__main__ import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {'/'.join(action.option_strings) or action.dest}" for name, parser in sub.choices.items()
+               for action in parser._actions if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert not missing, missing
+
+
 def test_help_names_each_default_once(capsys: pytest.CaptureFixture[str]) -> None:
     for cmd in ("train", "evaluate", "export", "train-judge", "judge"):
         with pytest.raises(SystemExit):
