@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", type=Path, default=Path("docs"), help="directory the PNGs go to")
     f.add_argument("--ladder", nargs="+", default=["vae-flow-z2", "vae-flow-z5", "vae-flow-z10", "vae-flow-z20"],
                    help="the latent ladder's models, drawn side by side")
+    _data_args(f)
     fe = sub.add_parser("features", help="draw what each code unit of an autoencoder decodes to alone (a PNG)")
     fe.add_argument("checkpoint", type=Path, help="models/<name>/<version>/model.ts (e.g. the sparse AE)")
     fe.add_argument("out", type=Path, nargs="?", default=Path("docs/sparse-features.png"), help="the PNG to write")
@@ -387,6 +388,15 @@ def cmd_figures(a: argparse.Namespace) -> int:
             figures.conditional_samples(p, a.out / f"samples-{meta.name}.png")
             print(a.out / f"samples-{meta.name}.png")
     print(f"{a.out / 'cas-temperature.png'}: {figures.cas_temperature(paths, a.out / 'cas-temperature.png')} models")
+    from training.evaluate import meta_figures
+
+    denoisers = [p for p in paths if "denoising" in meta_figures(figures.read(p)[0])]
+    if denoisers:
+        x_test = load_mnist(a.idx_dir, a.data_cache).x_test
+        for p in denoisers:
+            out = a.out / f"reconstructions-{p.parts[-3]}.png"
+            figures.denoising(p, x_test, out)
+            print(out)
     return 0
 
 

@@ -13,7 +13,6 @@ import torch
 
 import checkpoint
 from training.data import Mnist
-from training.images import save_grid
 
 
 @torch.no_grad()
@@ -33,5 +32,9 @@ def unit_features(path: Path, ds: Mnist, out: Path, columns: int = 16) -> dict[s
     # in every tile): its positive part, each tile stretched to its own maximum.
     images = (ts.decode(probes, None) - ts.decode(torch.zeros_like(probes[:1]), None)).clamp(min=0)
     images = images / images.amax((1, 2, 3), keepdim=True).clamp(min=1e-6)
-    save_grid(images, max(1, -(-len(order) // columns)), out)
+    from training.figures import tiles
+
+    title = (f"{meta.name}: what each of the {len(order)} units ever active draws alone "
+             f"(busiest first; the busiest is active in {usage.max().item():.0%} of test digits)")
+    tiles(images[:, 0].numpy(), columns, out, title)
     return {"units_used": len(order), "busiest_unit_usage": round(usage.max().item(), 4)}

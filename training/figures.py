@@ -52,6 +52,41 @@ def _tile(images: np.ndarray, cols: int) -> np.ndarray:
     return grid
 
 
+def tiles(images: np.ndarray, cols: int, out: Path, title: str, dark_on_light: bool = True) -> None:
+    """(N, 28, 28) images in [0, 1] as one titled grid."""
+    plt = _plt()
+    rows = -(-len(images) // cols)
+    fig, ax = plt.subplots(figsize=(cols * 0.45 + 0.4, rows * 0.45 + 0.7), dpi=110, layout="constrained")
+    grid = _tile(images, cols)
+    ax.imshow(grid if dark_on_light else 1 - grid, cmap="gray", vmin=0, vmax=1)
+    ax.axis("off")
+    ax.set_title(title, fontsize=8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def denoising(path: Path, x_test: np.ndarray, out: Path, n: int = 12, sigma: float = 0.3, seed: int = 0) -> None:
+    """Test digits, the same with Gaussian noise (sigma, clipped), and what the denoising autoencoder makes of them."""
+    plt = _plt()
+    ts, meta = load_model(path)
+    x = torch.from_numpy(x_test[:n]).float().div(255).unsqueeze(1)
+    noisy = (x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))).clamp(0, 1)
+    mu, _ = ts.encode(noisy, None)
+    rows = [("test digits", x), (f"+ noise (σ = {sigma:g})", noisy), ("denoised", ts.decode(mu, None))]
+    fig, axes = plt.subplots(3, 1, figsize=(n * 0.5 + 1.6, 2.4), dpi=110, layout="constrained")
+    for ax, (label, imgs) in zip(axes, rows, strict=True):
+        ax.imshow(_tile(imgs[:, 0].numpy(), n), cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(f"{meta.name}: the same digits clean, noised, and denoised", fontsize=9)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+
+
 def pareto(points: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
     """The points no other point beats on both speed (higher) and NLL (lower), fastest first."""
     front, best = [], float("inf")
@@ -94,7 +129,8 @@ def ladder(paths: list[Path], out: Path, n: int = 64, seed: int = 0) -> int:
     """Samples of each model side by side, smallest latent first, titled with m, NLL and the judge's figures."""
     plt = _plt()
     rungs = sorted(((read(p), p) for p in paths), key=lambda r: r[0][0].latent_dim)
-    fig, axes = plt.subplots(1, len(rungs), figsize=(3.2 * len(rungs), 3.8), dpi=110, squeeze=False)
+    fig, axes = plt.subplots(1, len(rungs), figsize=(3.2 * len(rungs), 4.2), dpi=110, squeeze=False,
+                             layout="constrained")
     for ax, ((meta, metrics), path) in zip(axes[0], rungs, strict=True):
         ax.imshow(_tile(samples(path, n, seed), 8), cmap="gray", vmin=0, vmax=1)
         ev, judge = metrics.get("evaluation") or {}, metrics.get("judge") or {}
@@ -105,7 +141,6 @@ def ladder(paths: list[Path], out: Path, n: int = 64, seed: int = 0) -> int:
             lines.append(f"{judge['confident']:.0%} confident, Fréchet {judge['frechet']:.2f}")
         ax.set_title("\n".join(lines), fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
@@ -147,11 +182,14 @@ def cas_temperature(paths: list[Path], out: Path) -> int:
         drawn += 1
     if ref is not None:
         ax.axhline(100 * ref, color="grey", linestyle="--", label=f"real training digits ({ref:.2%})")
+    if drawn == 0:
+        ax.text(0.5, 0.5, "no checkpoint with a recorded CAS sweep", ha="center", transform=ax.transAxes)
     ax.set_xlabel("sampling temperature (noise scale): lower is cleaner, higher more varied")
     ax.set_ylabel("test accuracy of a CNN trained on samples, %")
     ax.set_title("Classification Accuracy Score (real MNIST test set)", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    if drawn:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
