@@ -144,18 +144,56 @@ function setEnd(slot, end) {
 
 // ---------------------------------------------------------------- conditional digits
 
+// Seeded N(0, 1) draws for the page's own noise (mulberry32 + Box-Muller): the same seed, the same grid.
+function normals(seed, n) {
+  let a = seed >>> 0;
+  const rand = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand()));
+}
+
+function describeConditional() {
+  const name = model("cvae-model");
+  const perClass = name && meta(name).prior === "class-flow";
+  $("cvae-note").textContent = perClass
+    ? "Each row is one class, each column one noise ε: this model's prior is p(z | y) (its meta says prior: " +
+      "class-flow), so each tile is z = prior(ε, y) decoded with the label y, through the model's sampler."
+    : "The cvae decodes z together with a label: each row is one class, each column one z (one style).";
+  $("style-note").textContent = perClass
+    ? "Encoded under the class whose reconstruction fits your drawing best, then decoded with each label 0–9. " +
+      "This model's prior is p(z | y): its codes carry the class too, so another label mixes the two."
+    : "Encoded under the class whose reconstruction fits your drawing best, then decoded with each label 0–9.";
+}
+
 async function generateConditional() {
+  describeConditional();
   const name = model("cvae-model");
   if (!name) return;
   const digit = $("cvae-digit").value;
   const seed = Number($("cvae-seed").value) || 0;
-  // Ten z's, each decoded under every class: the same z is the same style across a column.
-  const z = (await api("/sample", { model: name, n: 10, seed, labels: "balanced" })).z;
   const rows = digit === "all" ? [...Array(10).keys()] : [Number(digit)];
-  const zs = [], labels = [];
-  for (const label of rows) for (let j = 0; j < 10; j++) { zs.push(z[j]); labels.push(label); }
-  const out = await api("/decode", { model: name, z: zs, labels }, { npy: true });
-  paintGrid($("cvae-grid"), npyRows(out), 10);
+  const m = meta(name).latent_dim;
+  let images;
+  if (meta(name).prior === "class-flow") {
+    // p(z | y): ten noises, each mapped through the prior of every row's class and decoded with it (the sampler)
+    const eps = normals(seed, 10 * m), data = [], labels = [];
+    for (const label of rows) for (let j = 0; j < 10; j++) { data.push(...eps.slice(j * m, (j + 1) * m)); labels.push(label); }
+    const body = { inputs: [{ name: "eps", shape: [labels.length, m], datatype: "FP32", data },
+                            { name: "labels", shape: [labels.length], datatype: "INT64", data: labels }] };
+    const x = (await api(`/v2/models/${name}-sampler/infer`, body)).outputs.find((o) => o.name === "x").data;
+    images = Array.from({ length: labels.length }, (_, i) => x.slice(i * 784, (i + 1) * 784));
+  } else {
+    // Ten z's, each decoded under every class: the same z is the same style across a column.
+    const z = (await api("/sample", { model: name, n: 10, seed, labels: "balanced" })).z;
+    const zs = [], labels = [];
+    for (const label of rows) for (let j = 0; j < 10; j++) { zs.push(z[j]); labels.push(label); }
+    images = npyRows(await api("/decode", { model: name, z: zs, labels }, { npy: true }));
+  }
+  paintGrid($("cvae-grid"), images, 10);
 }
 
 // ---------------------------------------------------------------- 2-D manifold
@@ -437,6 +475,7 @@ async function start() {
   $("vae-model").addEventListener("change", describePriors);
   $("sample-grid").addEventListener("click", pickSample);
   $("cvae-btn").addEventListener("click", guard(generateConditional));
+  $("cvae-model").addEventListener("change", guard(generateConditional));
   $("z2-model").addEventListener("change", guard(drawManifold));
   $("manifold-n").addEventListener("change", guard(drawManifold));
   $("interp-btn").addEventListener("click", guard(interpolate));

@@ -129,8 +129,29 @@ def test_sample_grid_follows_the_seed(page: Page) -> None:
     assert np.abs(pixels(page, "sample-grid") - first).max() <= 2
 
 
+def judged_rows(page: Page, canvas: str, cols: int = 10) -> np.ndarray:
+    """The judge CNN's class for each tile the page painted (tiles downsampled to 28x28, ink as brightness)."""
+    import torch
+
+    from training.judge import DEFAULT_JUDGE
+
+    w = page.evaluate(f"() => document.getElementById('{canvas}').width")
+    img = pixels(page, canvas).reshape(-1, w)
+    size = w // cols
+    rows = img.shape[0] // size
+    tiles = img[: rows * size].reshape(rows, size, cols, size).transpose(0, 2, 1, 3).reshape(-1, size, size)
+    small = (255.0 - tiles.reshape(-1, 28, size // 28, 28, size // 28).mean((2, 4))) / 255.0
+    judge = torch.jit.load(str(ROOT / DEFAULT_JUDGE)).eval()
+    with torch.no_grad():
+        return judge(torch.from_numpy(small).float().unsqueeze(1)).argmax(1).numpy().reshape(rows, cols)
+
+
 def test_conditional_grid_one_class_per_row(page: Page) -> None:
     assert_digits(digits(page, "cvae-grid", 10), 100)
+    # Each row is the class it says: the judge reads the painted tiles (a grid whose columns kept their own
+    # class whatever the label, as decoding one z under every label does with p(z | y), fails here)
+    judged = judged_rows(page, "cvae-grid")
+    assert (judged == np.arange(10)[:, None]).mean() >= 0.9, judged
     page.select_option("#cvae-digit", "3")
     with repainted(page, "cvae-grid"):
         page.click("#cvae-btn")
@@ -145,6 +166,10 @@ def test_notes_on_the_prior_follow_the_meta(page: Page, url: str) -> None:
         note = page.text_content("#sample-note") or ""
         flow = kinds[name]["prior"] == "flow"
         assert ("prior(t·ε)" in note) == flow and ("z ~ N(0, t²I)" in note) == (not flow), (name, note)
+    cvae = page.input_value("#cvae-model")
+    per_class = kinds[cvae]["prior"] == "class-flow"
+    assert ("p(z | y)" in (page.text_content("#cvae-note") or "")) == per_class
+    assert ("p(z | y)" in (page.text_content("#style-note") or "")) == per_class
     z2 = page.input_value("#z2-model")
     note = page.text_content("#manifold-note") or ""
     assert ("z = prior(ε)" in note) == (kinds[z2]["prior"] == "flow"), note
