@@ -62,7 +62,10 @@ def _env() -> dict[str, str]:
 def test_ctrl_c_keeps_the_best_epoch(idx_dir: Path, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "training", *_train_args(idx_dir, tmp_path, "--kind", "vae", "--latent-dim", "2",
                                                            "--epochs", "10000", "--batch-size", "8")]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A suite started in the background (nohup ... &) runs with SIGINT ignored, and a child inherits that: Python
+    # then installs no KeyboardInterrupt handler at all. Ctrl-C at a terminal reaches a process with the default.
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     metrics = tmp_path / "runs" / "vae-z2" / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
