@@ -1,6 +1,4 @@
-"""python -m training {train,evaluate,export,data,table,list,cost,figures,features,train-judge,judge,cas}.
-
-See --help on each."""
+"""python -m training: train, export and measure the models (docs/training.md); --help on each subcommand."""
 
 from __future__ import annotations
 

@@ -17,13 +17,22 @@ from vaeclient.sync import VaeClient
 from vaeclient.synthetic import write_synthetic
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Each default once: none for flags without one (None, False) or whose help already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vaeclient", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("synth", help="write N balanced labelled digits from a conditional model as an MNIST-shaped "
                                      ".npz (x uint8 N x 28 x 28, y int64)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     s.add_argument("out", type=Path, help="the .npz to write (chunks wait in OUT.parts/ until it is whole)")
     s.add_argument("-n", type=int, default=60000, help="digits in all, a multiple of 10 (balanced classes)")
     s.add_argument("--model", default="cvae-z10", help="a conditional model the server has (see /models)")

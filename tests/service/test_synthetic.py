@@ -75,3 +75,11 @@ def test_cli_and_its_refusals(server: tuple[str, object], tmp_path: Path, capsys
     assert "multiple of 10" in capsys.readouterr().err
     assert main(["synth", str(out), "-n", "30", "--model", "nope", "--url", url, "--quiet"]) == 2
     assert "no model 'nope'" in capsys.readouterr().err
+
+
+def test_cli_help_names_each_default_once(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert text.count("(default: 60000)") == 1 and text.count("http://127.0.0.1:8000") == 1
