@@ -13,6 +13,7 @@ UNAVAILABLE ("draining"); in the app's lifespan shutdown it stops taking calls a
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import math
@@ -78,7 +79,25 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None) -> None:
+    """--help lists every setting; there are no flags (settings are VAESERVE_* environment variables)."""
+    from service.settings import Settings
+
+    lines = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        lines.append(f"  VAESERVE_{name.upper():<24} {'unset' if default is None else default!s:<12} "
+                     f"{field.description or ''}")
+    parser = argparse.ArgumentParser(
+        prog="python -m service", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve the model repository over HTTP (REST, the Open Inference Protocol, the explorer) and "
+                    "gRPC. There are no flags: settings are environment variables (README, Configuration).",
+        epilog="settings (variable, default, meaning):\n" + "\n".join(lines))
+    parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parse_args(sys.argv[1:] if argv is None else argv)
     s = get_settings()
     configure(s.log_level)
     config = uvicorn.Config(create_app(s), host=s.host, port=s.port, log_config=None, access_log=False,
