@@ -10,8 +10,11 @@ the Classification Accuracy Score measures the very digits a client would pull.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
+
+from checkpoint.format import latents
 
 SEED_BLOCK = 10_000
 
@@ -35,6 +38,21 @@ def noise_blocks(seed: int, n: int, m: int, temperature: float) -> Iterator[tupl
 def balanced_labels(start: int, rows: int, num_classes: int) -> torch.Tensor:
     """labels="balanced": 0, 1, ..., 9, 0, 1, ... counted from the answer's first row."""
     return torch.arange(start, start + rows) % num_classes
+
+
+@torch.no_grad()
+def decoded(module: Any, latent_dim: int, num_classes: int, n: int, seed: int, temperature: float = 1.0,
+            batch: int = 1000, device: torch.device | str = "cpu",
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """/sample's answer of n rows with labels="balanced", in order, `batch` rows at a time: (Bernoulli means
+    (b, 1, 28, 28), labels (b,) or None for an unconditional model), on `device`. What training measures with
+    (the judge, the Classification Accuracy Score, the docs' figures) draws through here."""
+    for start, eps in noise_blocks(seed, n, latent_dim, temperature):
+        labels = balanced_labels(start, len(eps), num_classes) if num_classes else None
+        for i in range(0, len(eps), batch):
+            lab = None if labels is None else labels[i:i + batch].to(device)
+            z = latents(module, eps[i:i + batch].to(device), lab)
+            yield module.decode(z, lab), lab
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

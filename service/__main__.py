@@ -81,13 +81,10 @@ class DrainingServer(uvicorn.Server):
 
 def parse_args(argv: list[str] | None) -> None:
     """--help lists every setting; there are no flags (settings are VAESERVE_* environment variables)."""
-    from service.settings import Settings
+    from service.settings import described
 
-    lines = []
-    for name, field in Settings.model_fields.items():
-        default = field.get_default(call_default_factory=True)
-        lines.append(f"  VAESERVE_{name.upper():<24} {'unset' if default is None else default!s:<12} "
-                     f"{field.description or ''}")
+    lines = [f"  {var:<33} {'unset' if default is None else default:<12} {meaning}"
+             for var, default, _, _, meaning in described()]
     parser = argparse.ArgumentParser(
         prog="python -m service", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Serve the model repository over HTTP (REST, the Open Inference Protocol, the explorer) and "

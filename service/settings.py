@@ -91,27 +91,36 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def markdown_table() -> str:
-    """Every setting as a Markdown row: variable, default, bounds, meaning (the README's configuration table)."""
+def described() -> list[tuple[str, str | None, list[str], list[str], str]]:
+    """Every setting as (variable, its default as written in the environment or None when unset, its limits
+    (">= 1", ...), its choices (for a choice or a switch), what it means): the one source of every listing."""
     from typing import get_args, get_origin
 
     import annotated_types as at
 
-    rows = ["| variable | default | allowed | meaning |", "|---|---|---|---|"]
+    out = []
     for name, field in Settings.model_fields.items():
         default = field.get_default(call_default_factory=True)
-        shown = "unset" if default is None else f"`{str(default).lower() if isinstance(default, bool) else default}`"
-        bounds = []
+        shown = None if default is None else str(default).lower() if isinstance(default, bool) else str(default)
+        limits = []
         for m in field.metadata:
             if isinstance(m, at.MinLen):
-                bounds.append(f"at least {m.min_length} characters")
+                limits.append(f"at least {m.min_length} characters")
             for kind, attr, op in ((at.Ge, "ge", ">="), (at.Gt, "gt", ">"), (at.Le, "le", "<="), (at.Lt, "lt", "<")):
                 if isinstance(m, kind):
-                    bounds.append(f"{op} {getattr(m, attr)}")
+                    limits.append(f"{op} {getattr(m, attr)}")
         ann = field.annotation
-        if get_origin(ann) is Literal:
-            bounds.append(" \\| ".join(f"`{a}`" for a in get_args(ann)))
-        elif ann is bool:
-            bounds.append("`true` \\| `false`")
-        rows.append(f"| `VAESERVE_{name.upper()}` | {shown} | {', '.join(bounds)} | {field.description or ''} |")
+        choices = ([str(a) for a in get_args(ann)] if get_origin(ann) is Literal
+                   else ["true", "false"] if ann is bool else [])
+        out.append((f"VAESERVE_{name.upper()}", shown, limits, choices, field.description or ""))
+    return out
+
+
+def markdown_table() -> str:
+    """Every setting as a Markdown row: variable, default, bounds, meaning (the README's configuration table)."""
+    rows = ["| variable | default | allowed | meaning |", "|---|---|---|---|"]
+    for var, default, limits, choices, meaning in described():
+        allowed = limits + ([" \\| ".join(f"`{c}`" for c in choices)] if choices else [])
+        shown = "unset" if default is None else f"`{default}`"
+        rows.append(f"| `{var}` | {shown} | {', '.join(allowed)} | {meaning} |")
     return "\n".join(rows)

@@ -34,6 +34,14 @@ def make_idx_dir(root: Path, n_train: int = 256, n_test: int = 64, seed: int = 0
     return root
 
 
+def perturb(module: torch.nn.Module, scale: float) -> torch.nn.Module:
+    """Add scale * N(0, 1) noise to every parameter, in place: a flow prior that is not the identity it starts as."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return module
+
+
 @pytest.fixture(scope="session")
 def idx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_idx_dir(tmp_path_factory.mktemp("mnist"))

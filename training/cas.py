@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from checkpoint import latents, load_model
-from checkpoint.sampling import balanced_labels, noise_blocks, to_uint8
+from checkpoint import load_model
+from checkpoint.sampling import balanced_labels, decoded, to_uint8
 from training.data import Mnist
 from training.judge import augment
 from training.loop import to_tensor
@@ -99,12 +99,8 @@ def draw(checkpoint: Path, per_class: int, temperature: float, seed: int) -> tup
         raise ValueError(f"{checkpoint} is a {meta.kind}: the Classification Accuracy Score needs a conditional "
                          "model (num_classes > 0), whose samples come with the label they were asked for")
     n = per_class * meta.num_classes
-    x = np.empty((n, 28, 28), np.uint8)
-    for start, eps in noise_blocks(seed, n, meta.latent_dim, temperature):
-        y = balanced_labels(start, len(eps), meta.num_classes)
-        for i in range(0, len(eps), 1000):  # the forward in batches: memory, not results, depends on it
-            px = ts.decode(latents(ts, eps[i:i + 1000], y[i:i + 1000]), y[i:i + 1000])[:, 0]
-            x[start + i:start + i + len(px)] = to_uint8(px).numpy()
+    x = np.concatenate([to_uint8(px[:, 0]).numpy()
+                        for px, _ in decoded(ts, meta.latent_dim, meta.num_classes, n, seed, temperature)])
     return x, balanced_labels(0, n, meta.num_classes).numpy()
 
 

@@ -5,15 +5,15 @@
 # generative or conditional is read from their meta, not their names.
 set -euo pipefail
 PY=${PYTHON:-python}
+conditional=" $($PY -m training list models --conditional | tr '\n' ' ') "
 for ckpt in $($PY -m training list models); do
-  k=1000; $PY -c "import sys, checkpoint; sys.exit(0 if checkpoint.read_meta(sys.argv[1])['num_classes'] else 1)" \
-    "$ckpt" && k=100
+  k=1000; [[ "$conditional" == *" $ckpt "* ]] && k=100
   $PY -m training evaluate "$ckpt" --iwae-k $k
 done
 for ckpt in $($PY -m training list models --generative); do
   $PY -m training judge "$ckpt"
 done
-for ckpt in $($PY -m training list models --conditional); do
+for ckpt in $conditional; do
   $PY -m training cas "$ckpt"
 done
 $PY -m training cost

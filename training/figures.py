@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from checkpoint import latents, load_model
-from checkpoint.sampling import balanced_labels, noise_blocks
+from checkpoint import load_model
+from checkpoint.sampling import decoded
 from training.report import read
 
 
@@ -36,11 +36,8 @@ def _plt() -> Any:
 def samples(path: Path, n: int, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
     """(n, 28, 28) floats: what /sample answers for this seed and temperature (balanced labels if conditional)."""
     ts, meta = load_model(path)
-    out = []
-    for start, eps in noise_blocks(seed, n, meta.latent_dim, temperature):
-        labels = balanced_labels(start, len(eps), meta.num_classes) if meta.conditional else None
-        out.append(ts.decode(latents(ts, eps, labels), labels)[:, 0].numpy())
-    return np.concatenate(out)
+    return np.concatenate([x[:, 0].numpy() for x, _ in decoded(ts, meta.latent_dim, meta.num_classes, n, seed,
+                                                               temperature)])
 
 
 def _tile(images: np.ndarray, cols: int) -> np.ndarray:

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from checkpoint import latents, save, weights_sha256
-from checkpoint.sampling import noise_blocks
+from checkpoint import save, weights_sha256
+from checkpoint.sampling import decoded
 from model.judge import JudgeCNN
 from training.data import Mnist
 from training.evaluate import load, load_model
@@ -148,12 +148,10 @@ def judge_generator(checkpoint: Path, judge_path: Path, ds: Mnist, n: int = 1000
     judge, jmeta = load_judge(judge_path, device)
     xte = to_tensor(ds.x_test, device)
     real = _predict(judge.features, xte).cpu().numpy()
-    # The noise and labels of /sample's answer of n rows with this seed (checkpoint/sampling.py)
-    z = torch.cat([eps for _, eps in noise_blocks(seed, n, meta.latent_dim, 1.0)]).to(device)
-    labels = (torch.arange(n) % meta.num_classes).to(device) if meta.conditional else None  # balanced
-    # as /sample does: a learned prior's sample of the noise (of each row's label, for p(z | y))
-    x = torch.cat([ts.decode(latents(ts, z[i : i + 1000], None if labels is None else labels[i : i + 1000]),
-                             None if labels is None else labels[i : i + 1000]) for i in range(0, n, 1000)])
+    # /sample's answer of n rows with this seed, labels balanced (checkpoint/sampling.py)
+    parts = list(decoded(ts, meta.latent_dim, meta.num_classes, n, seed, 1.0, device=device))
+    x = torch.cat([px for px, _ in parts])
+    labels = torch.cat([lab for _, lab in parts]) if meta.conditional else None
     result = score_images(judge, x, real, labels)
     # The same scores for real digits (10k training images vs the test set): the floor to read against.
     xtr = to_tensor(ds.x_train[:n], device)

@@ -11,17 +11,14 @@ from torch import nn
 from checkpoint import has_prior
 from model import ModelSpec, build, script
 from model.prior import FlowPrior
+from tests.conftest import perturb
 from training.evaluate import iwae_nll, neg_elbo
 from training.prior import fit_flow_prior
 
 
 def _perturbed(dim: int, seed: int = 0, num_classes: int = 0) -> FlowPrior:
     torch.manual_seed(seed)
-    flow = FlowPrior(dim, layers=4, hidden=16, num_classes=num_classes)
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return flow.double()
+    return perturb(FlowPrior(dim, layers=4, hidden=16, num_classes=num_classes), 0.05).double()
 
 
 def test_log_prob_is_the_change_of_variables_density() -> None:
@@ -68,9 +65,8 @@ def test_scripted_class_flow_and_old_one_argument_priors() -> None:
     ts = script(cvae)
     assert prior_takes_labels(ts)
     eps, labels = torch.randn(4, 3), torch.tensor([0, 1, 2, 3])
+    perturb(ts.flow, 0.3)
     with torch.no_grad():
-        for p in ts.flow.parameters():
-            p.add_(0.3 * torch.randn_like(p))
         z = latents(ts, eps, labels)
         assert torch.equal(z, ts.prior(eps, labels)) and prior_log_prob(ts, z, labels).shape == (4,)
 

@@ -15,6 +15,7 @@ import checkpoint
 from model import ModelSpec, build
 from model.prior import FlowPrior
 from service.app import create_app
+from tests.conftest import perturb
 from tests.service.conftest import make_settings
 from training.export import export
 
@@ -27,10 +28,7 @@ def prior_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("prior-repo")
     torch.manual_seed(0)
     spec = ModelSpec("vae", latent_dim=3, arch="mlp", width=16, depth=2)
-    flow = FlowPrior(3, layers=4, hidden=16)
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(0.2 * torch.randn_like(p))
+    flow = perturb(FlowPrior(3, layers=4, hidden=16), 0.2)
     export(build(spec), spec, "vae-flow-z3", repo, {"spec": spec.__dict__}, "0" * 64, {}, prior=flow)
     plain = ModelSpec("vae", latent_dim=4, arch="mlp", width=16)
     export(build(plain), plain, "vae-z4", repo, {"spec": plain.__dict__}, "0" * 64, {})

@@ -16,6 +16,7 @@ from checkpoint import read_metrics
 from model import ModelSpec, build
 from model.prior import FlowPrior
 from service.app import create_app
+from tests.conftest import perturb
 from tests.service.conftest import make_settings
 from training.__main__ import main
 from training.cas import Recipe, cas, draw
@@ -30,16 +31,11 @@ def cvae_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("cas-repo")
     torch.manual_seed(0)
     spec = ModelSpec("cvae", latent_dim=3, arch="mlp", width=16, depth=2)
-    flow = FlowPrior(3, layers=2, hidden=8)
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(0.3 * torch.randn_like(p))
+    flow = perturb(FlowPrior(3, layers=2, hidden=8), 0.3)
     export(build(spec), spec, "cvae-flow-z3", repo, {"spec": spec.__dict__}, "0" * 64, {}, prior=flow)
     cond = ModelSpec("cvae", latent_dim=3, arch="mlp", width=16, depth=2, prior="class-flow", prior_hidden=8)
     model = build(cond)
-    with torch.no_grad():
-        for p in model.prior_flow.parameters():
-            p.add_(0.3 * torch.randn_like(p))
+    perturb(model.prior_flow, 0.3)
     export(model, cond, "cvae-classflow-z3", repo, {"spec": cond.__dict__}, "0" * 64, {})
     plain = ModelSpec("vae", latent_dim=3, arch="mlp", width=16)
     export(build(plain), plain, "vae-z4", repo, {"spec": plain.__dict__}, "0" * 64, {})
