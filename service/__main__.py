@@ -13,7 +13,6 @@ UNAVAILABLE ("draining"); in the app's lifespan shutdown it stops taking calls a
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import math
@@ -29,7 +28,6 @@ import uvicorn
 
 from service.app import create_app
 from service.logs import configure
-from service.settings import get_settings
 
 DRAIN_QUIET_S = 0.5  # no request started for this long: nobody is still sending to us
 DRAIN_WINDOW_S = 10.0  # the listener closes after this long even under steady arrivals
@@ -79,24 +77,22 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def parse_args(argv: list[str] | None) -> None:
-    """--help lists every setting; there are no flags (settings are VAESERVE_* environment variables)."""
-    from service.settings import described
-
-    lines = [f"  {var:<33} {'unset' if default is None else default:<12} {meaning}"
-             for var, default, _, _, meaning in described()]
-    parser = argparse.ArgumentParser(
-        prog="python -m service", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Serve the model repository over HTTP (REST, the Open Inference Protocol, the explorer) and "
-                    "gRPC. There are no flags: settings are environment variables (README, Configuration).",
-        epilog="settings (variable, default, meaning):\n" + "\n".join(lines))
-    parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parse_args(sys.argv[1:] if argv is None else argv)
-    s = get_settings()
+    """Settings from VAESERVE_* variables and their flags (`--port 9000`, `--model-repository runs/models`; flags
+    win); `--help` lists them all. A wrong one stops here in a few lines (service/startup.py)."""
+    from service.startup import BadSettings, check_default_model, load_settings
+
+    try:
+        s = load_settings(sys.argv[1:] if argv is None else argv)
+    except BadSettings as bad:
+        print(bad.message, file=sys.stderr)
+        return 2
     configure(s.log_level)
+    try:
+        check_default_model(s)
+    except BadSettings as bad:
+        print(bad.message, file=sys.stderr)
+        return 2
     config = uvicorn.Config(create_app(s), host=s.host, port=s.port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=math.ceil(s.drain_timeout_s), timeout_keep_alive=5,
                             limit_concurrency=None, backlog=2048)

@@ -10,11 +10,21 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+SHIPPED_DEFAULT = "vae-flow-z20"
+CLIENT_VARIABLES = {"VAESERVE_URL"}  # read by vaeclient, not the server: never reported as unknown
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VAESERVE_", env_file=None)
+    # One source for the environment and the flags: every field is VAESERVE_<NAME> and --<name> (kebab case);
+    # flags win over the environment. Bare switches (`--channels-last`) as well as `--channels-last true`.
+    model_config = SettingsConfigDict(env_prefix="VAESERVE_", env_file=None, cli_prog_name="python -m service",
+                                      cli_kebab_case=True, cli_implicit_flags=True, cli_hide_none_type=True,
+                                      cli_avoid_json=True)
 
     model_repository: Path = Field(Path("models"), description="models/<name>/<version>/model.ts")
-    default_model: str = Field("vae-flow-z20", description="served when a request names no model; must be generative")
+    default_model: str | None = Field(None, description="served when a request names no model; must be "
+                                      f"generative. Unset: {SHIPPED_DEFAULT} when the repository has it, else its "
+                                      "newest generative model. Set and absent: the server refuses to start")
     host: str = Field("127.0.0.1", description="HTTP listen address (0.0.0.0 in containers)")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port (REST, the Open Inference Protocol, the explorer)")
     grpc_port: int = Field(8001, ge=0, le=65535, description="the Open Inference Protocol over gRPC, in the same "
@@ -88,7 +98,11 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The environment's settings (uvicorn --factory); a bad value stops the start with a few lines, not a
+    traceback. `python -m service` reads its flags too: service/startup.py."""
+    from service.startup import load_settings
+
+    return load_settings(None)
 
 
 def described() -> list[tuple[str, str | None, list[str], list[str], str]]:

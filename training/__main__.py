@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import logging
 import shlex
 import sys
@@ -236,11 +238,24 @@ def cmd_train(a: argparse.Namespace) -> int:
     path = train(train_config(a))
     if path is not None:
         print(path)
-        if a.repository != PUBLISHED:
-            print(f"exported into the scratch repository {a.repository}/: serve it with "
-                  f"VAESERVE_MODEL_DIR={a.repository}, or train again with --publish to add it to {PUBLISHED}/",
-                  file=sys.stderr)
+        where = "the scratch repository" if a.repository != PUBLISHED else "the served repository"
+        print(f"exported into {where} {a.repository}/; serve it with:", file=sys.stderr)
+        print(serve_command(path))  # alone on the last line, to copy as printed (a test runs it)
     return 0
+
+
+def serve_command(model_file: Path) -> str:
+    """The command that serves the model just exported, with it as the default model when it can be one."""
+    from checkpoint import read_meta
+
+    repo = model_file.parent.parent.parent
+    python = Path(sys.executable)
+    with contextlib.suppress(ValueError):  # .venv/bin/python, as the README writes it, when it is under here
+        python = Path(os.path.relpath(python)) if python.absolute().is_relative_to(Path.cwd()) else python
+    words = [str(python), "-m", "service", "--model-repository", shlex.quote(str(repo))]
+    if read_meta(model_file).get("generative"):
+        words += ["--default-model", shlex.quote(model_file.parent.parent.name)]
+    return " ".join(words)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:

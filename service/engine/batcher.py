@@ -257,6 +257,19 @@ class Batcher:
         if not job.fut.done():
             job.fut.cancel()
 
+    def _expire(self, job: _Job) -> None:
+        """Retire a job the worker found past its deadline, answering it with the deadline error: its waiter (still
+        inside its own timeout, which may not have fired yet) must see DeadlineExceeded, never a bare cancellation
+        (that escaped the handlers as a 500 or a dropped connection)."""
+        if not job.fut.done():
+            exc = DeadlineExceeded("request deadline passed while queued or computing")
+            if job.sink is not None:
+                job.sink.put_nowait(exc)  # the stream's reader raises it; nobody awaits a stream's future
+                job.fut.cancel()
+            else:
+                job.fut.set_exception(exc)
+        self._retire(job)
+
     # -- the chunk ------------------------------------------------------------------------------
 
     def _groups(self) -> tuple[list[list[_Job]], bool]:
@@ -264,7 +277,7 @@ class Batcher:
         chunk: one group per priority level, highest first; every fair_every-th chunk, one group of all."""
         now = time.monotonic()
         for job in [j for j in self.jobs if j.fut.done() or j.deadline < now]:
-            self._retire(job)
+            self._expire(job)
         line = [j for j in self.jobs if j.waiting and (j.sink is None or j.sink.qsize() < STREAM_AHEAD)]
         if self.fair_every and self.chunks % self.fair_every == self.fair_every - 1:
             return [line], True

@@ -28,7 +28,7 @@ from service.engine.metrics import Metrics
 from service.engine.ops import Op, Rows
 from service.engine.repository import Checkpoint, scan
 from service.engine.runtime import Runtime, pick_device
-from service.settings import Settings
+from service.settings import SHIPPED_DEFAULT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class Engine:
         self.load_errors: list[str] = []
         self.batchers: dict[tuple[str, int, Op], Batcher] = {}
         self.budget = Budget(settings.queue_bytes)  # bytes held by queued requests, all batchers
+        self.default_model: str | None = settings.default_model  # settled at load: _update_readiness
         self.ready = False
         self.draining = False
         self.last_request_at = 0.0  # time.monotonic() of the newest request: the drain waits for quiet
@@ -109,7 +110,7 @@ class Engine:
     async def unload(self, name: str) -> dict[str, object]:
         """Stop serving a model (every version) until it is loaded again; requests in flight finish."""
         async with self._reload_lock:
-            if name == self.settings.default_model:
+            if name == self.default_model:
                 raise InvalidInput(f"{name!r} is the default model and cannot be unloaded; set "
                                    "VAESERVE_DEFAULT_MODEL to another model first")
             if name not in self.models:
@@ -131,9 +132,31 @@ class Engine:
             raise Forbidden("missing or wrong admin key (X-Admin-Key header, x-admin-key gRPC metadata): "
                             "repository control needs it")
 
+    def _pick_default(self) -> str | None:
+        """The model a request naming none gets: the setting when set; else the shipped default when present, else
+        the newest generative model (by file time); None when the repository holds no generative model."""
+        if self.settings.default_model is not None:
+            return self.settings.default_model
+        if SHIPPED_DEFAULT in self.models and self.newest(SHIPPED_DEFAULT).generative:
+            return SHIPPED_DEFAULT
+        generative = [(self.newest(n).stamp[0], n) for n in self.models if self.newest(n).generative]
+        return max(generative)[1] if generative else None
+
     def _update_readiness(self) -> None:
-        """Ready when the default model is loaded and generative; the reason otherwise joins load_errors."""
-        default, repo = self.settings.default_model, self.settings.model_repository
+        """Ready when the default model is loaded and generative (an unset default: when any model is loaded);
+        the reason otherwise joins load_errors."""
+        default, repo = self._pick_default(), self.settings.model_repository
+        if default != self.default_model or not self.ready:
+            how = "VAESERVE_DEFAULT_MODEL" if self.settings.default_model else "unset VAESERVE_DEFAULT_MODEL: " + (
+                "the shipped default" if default == SHIPPED_DEFAULT else "the newest generative model")
+            log.info("default model: %s (%s)", default, how) if default else log.warning(
+                "no default model: %s holds no generative model; requests must name a model", repo)
+        self.default_model = default
+        if default is None:
+            self.ready = bool(self.models)
+            if not self.ready:
+                self.load_errors.append(f"no models in {repo}")
+            return
         if default not in self.models:
             self.load_errors.append(f"default model {default!r} is not in {repo}")
         elif not self.newest(default).generative:
@@ -166,7 +189,10 @@ class Engine:
 
     def resolve(self, name: str | None, version: int | None = None) -> Checkpoint:
         """The checkpoint a request names (default model, newest version unless pinned); UnknownModel otherwise."""
-        name = name or self.settings.default_model
+        name = name or self.default_model
+        if name is None:
+            raise UnknownModel("this server has no default model (its repository holds no generative model): name "
+                               "one", {"available": sorted(self.models)})
         if name not in self.models:
             raise UnknownModel(f"unknown model {name!r}", {"available": sorted(self.models)})
         if version is None:

@@ -31,7 +31,7 @@ def _state(request: Request) -> Engine:
 async def list_models(request: Request) -> Response:
     """Every model in the repository (newest version) with its meta; `versions` lists all versions."""
     st = _state(request)
-    out = [{**summary(st.newest(n)), "versions": sorted(st.models[n]), "default": n == st.settings.default_model}
+    out = [{**summary(st.newest(n)), "versions": sorted(st.models[n]), "default": n == st.default_model}
            for n in sorted(st.models)]
     return json_response({"models": out})
 

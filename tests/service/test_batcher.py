@@ -161,6 +161,52 @@ def test_deadline_gives_deadline_exceeded(executor: ThreadPoolExecutor) -> None:
     asyncio.run(go())
 
 
+class ShiftedClock:
+    """The batcher's `time`, running `ahead` seconds past the real clock once asked: the worker then sees a
+    deadline as passed while the waiter's own asyncio timeout (on the loop's real clock) has not fired."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+    def perf_counter(self) -> float:
+        return time.perf_counter()
+
+
+def test_a_job_the_worker_expires_is_answered_with_the_deadline_not_cancelled(
+        executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ordering that failed a clean-clone run once: the worker retires an expired job before the waiter's
+    timeout fires. The waiter must get DeadlineExceeded (504), not a CancelledError (a 500 or a dropped line)."""
+    import service.engine.batcher as batcher_module
+
+    clock = ShiftedClock()
+    monkeypatch.setattr(batcher_module, "time", clock)
+
+    async def go() -> None:
+        rec = Recorder()
+        rec.gate.clear()
+        b = Batcher(rec, executor, max_batch_rows=1, max_delay_s=0, budget=Budget(1 << 40))
+        first = asyncio.ensure_future(b.submit(torch.zeros(1, 1), None, far() + 3600))
+        await asyncio.sleep(0.05)  # the first job is on the worker, held by the gate
+        late = asyncio.ensure_future(b.submit(torch.zeros(1, 1), None, time.monotonic() + 5))
+        stream = b.open_stream(torch.zeros(1, 1), None, time.monotonic() + 5)
+        part = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.05)
+        clock.ahead = 60.0  # the worker's next look finds both past their deadline; the waiters' timers have 5 s
+        rec.gate.set()
+        assert (await first).shape == (1, 1)
+        with pytest.raises(DeadlineExceeded):
+            await asyncio.wait_for(late, 2)  # before the fix: CancelledError
+        with pytest.raises(DeadlineExceeded):
+            await asyncio.wait_for(part, 2)  # before the fix: its 5 s timer
+        assert b.budget.held == 0 and not b.jobs
+        await b.stop()
+
+    asyncio.run(go())
+
+
 def test_a_failed_forward_fails_only_its_batch(executor: ThreadPoolExecutor) -> None:
     calls = []
 

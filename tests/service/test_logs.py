@@ -16,18 +16,3 @@ def test_json_lines_carry_extras_but_no_ansi_colour() -> None:
     out = json.loads(line)
     assert out["msg"] == "Started server process [42]" and out["request_id"] == "abc"
     assert "color_message" not in out and "\x1b" not in line and "\\u001b" not in line
-
-
-def test_service_help_lists_the_settings_and_refuses_flags(capsys) -> None:
-    import pytest
-
-    from service.__main__ import main
-
-    with pytest.raises(SystemExit) as done:
-        main(["--help"])
-    assert done.value.code == 0
-    out = capsys.readouterr().out
-    assert "VAESERVE_PORT" in out and "VAESERVE_MAX_SAMPLE" in out and "environment variables" in out
-    with pytest.raises(SystemExit) as refused:
-        main(["--port", "9000"])
-    assert refused.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err

@@ -168,3 +168,38 @@ def test_help_names_each_default_once(capsys: pytest.CaptureFixture[str]) -> Non
         text = " ".join(capsys.readouterr().out.split())
         assert "(default: None)" not in text and "(default: )" not in text, cmd
         assert text.count("(default: data)") == 1, cmd  # --data-cache, once
+
+
+def test_train_ends_with_the_line_that_serves_it(idx_dir: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The last line `train` prints, run exactly as printed (the port from the environment), serves the model just
+    made as the default: a request naming no model gets its samples."""
+    import httpx
+
+    from tests.service.conftest import free_port
+
+    assert main(_train_args(idx_dir, tmp_path, "--kind", "vae", "--latent-dim", "3", "--epochs", "1",
+                            "--name", "mine")) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert " -m service " in line and "--default-model mine" in line
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    env = {**_env(), "VAESERVE_PORT": str(port), "VAESERVE_GRPC_PORT": "0"}
+    env.pop("VAESERVE_DEFAULT_MODEL", None), env.pop("VAESERVE_MODEL_REPOSITORY", None)
+    proc = subprocess.Popen(["bash", "-c", line], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                r = httpx.post(f"http://127.0.0.1:{port}/sample", json={"n": 4, "seed": 1}, timeout=5)
+                if r.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("the printed line did not serve: " + (tmp_path / "server.log").read_text()[-3000:])
+        assert r.json()["model"] == "mine" and len(r.json()["images"]) == 4
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
