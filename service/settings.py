@@ -9,7 +9,6 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 SHIPPED_DEFAULT = "vae-flow-z20"
 CLIENT_VARIABLES = {"VAESERVE_URL"}  # read by vaeclient, not the server: never reported as unknown
 

@@ -61,12 +61,13 @@ def clean(errors: list[Any]) -> list[dict[str, Any]]:
     return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors[:20]]
 
 
-def invalid_body(errors: list[Any]) -> InvalidInput:
-    """A pydantic validation failure as one InvalidInput naming the first bad field."""
+def invalid_body(errors: list[Any], where: str = "") -> InvalidInput:
+    """A pydantic validation failure as one InvalidInput naming the first bad field (`where`: "query" for the query
+    parameters of an array body)."""
     errs = clean(errors)
     first = errs[0] if errs else {"loc": [], "msg": "invalid body"}
-    where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
-    return InvalidInput(f"invalid request: {where}: {first['msg']}", errs)
+    field = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
+    return InvalidInput(f"invalid request: {where + ' parameter ' if where else ''}{field}: {first['msg']}", errs)
 
 
 def install(app: FastAPI) -> None:

@@ -43,8 +43,13 @@ def npz_body(images: np.ndarray, payload: dict[str, Any]) -> bytes:
     for key in NPZ_FIELDS:
         if payload.get(key) is not None:
             arrays[key] = np.asarray(payload[key])
+    return npz_of(arrays)
+
+
+def npz_of(arrays: dict[str, Any]) -> bytes:
+    """Named arrays as an uncompressed .npz."""
     buf = io.BytesIO()
-    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
     return buf.getvalue()
 
 

@@ -19,15 +19,32 @@ from service.engine.domain import InvalidInput, UnsupportedMediaType
 from service.engine.engine import Engine
 from service.engine.ops import Op, Rows
 from service.engine.repository import Checkpoint
-from service.http import zipstream
+from service.http import arrays, zipstream
+from service.http.arrays import ArraySpec
 from service.http.errors import invalid_body
 from service.http.images import ImageError, png_to_array
-from service.http.respond import json_response, npy_response, npy_stream, npz_stream, respond, wants_npy, wants_npz
+from service.http.respond import (
+    NPY,
+    NPZ,
+    json_response,
+    model_headers,
+    npy_response,
+    npy_stream,
+    npz_of,
+    npz_stream,
+    respond,
+    wants_npy,
+    wants_npz,
+)
 from service.http.schemas import (
+    DecodeOptions,
     DecodeRequest,
+    EncodeOptions,
     EncodeRequest,
     Image,
+    InterpolateOptions,
     InterpolateRequest,
+    ReconstructOptions,
     ReconstructRequest,
     Routed,
     SampleRequest,
@@ -36,19 +53,27 @@ from service.http.schemas import (
 T = TypeVar("T", bound=Routed)
 
 
-def json_body_only(request: Request) -> None:
-    """415 for a body declared as anything but JSON (a form, text, XML): it would otherwise be read as JSON anyway.
-    No Content-Type at all is taken as JSON, as clients that post raw bytes send it."""
+ARRAY_TYPES = (NPY, NPZ)
+
+
+def body_type(request: Request) -> str:
+    """The body's media type: JSON (also when no Content-Type is sent, as clients that post raw bytes do), .npy or
+    .npz; 415 for anything else (a form, text, XML), which would otherwise be read as JSON anyway."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind and kind != "application/json" and not kind.endswith("+json"):
-        raise UnsupportedMediaType(f"content type {kind[:60]!r} is not accepted; send the body as JSON "
-                                   "(Content-Type: application/json)")
+    if not kind or kind == "application/json" or kind.endswith("+json"):
+        return "application/json"
+    if kind in ARRAY_TYPES:
+        return kind
+    raise UnsupportedMediaType(f"content type {kind[:60]!r} is not accepted; send JSON (application/json) or "
+                               f"arrays ({NPY}, or {NPZ} for several), with the other options as query parameters")
 
 
 async def parse(request: Request, model: type[T], ticket: Ticket) -> T:
-    """Validate the raw body with pydantic's own JSON parser (2-5x faster than json.loads + validate); the
+    """Validate a JSON body with pydantic's own JSON parser (2-5x faster than json.loads + validate); the
     request's priority goes on its ticket."""
-    json_body_only(request)
+    if request.scope.get("query_string"):
+        raise InvalidInput("query parameters are read only with an array body (.npy, .npz); with a JSON body, put "
+                           "every option in the body")
     body = await request.body()
     try:
         req = model.model_validate_json(body)
@@ -56,6 +81,47 @@ async def parse(request: Request, model: type[T], ticket: Ticket) -> T:
         raise invalid_body(exc.errors(include_url=False, include_input=False)) from exc
     ticket.priority = req.priority
     return req
+
+
+async def parse_arrays(request: Request, options: type[T], ticket: Ticket,
+                       specs: dict[str, ArraySpec]) -> tuple[T, dict[str, np.ndarray]]:
+    """An array body: the route's arrays (a .npy is the first of `specs`; a .npz names each) and its options from
+    the query string, validated by the same schema as a JSON body's."""
+    try:
+        opts = options.model_validate_strings(dict(request.query_params))
+    except ValidationError as exc:
+        raise invalid_body(exc.errors(include_url=False, include_input=False), where="query") from exc
+    ticket.priority = opts.priority
+    body = await request.body()
+    if body_type(request) == NPY:
+        first = next(iter(specs.values()))
+        return opts, {first.name: arrays.read_npy(body, first)}
+    got = arrays.read_npz(body, specs)
+    missing = [n for n in specs if n not in got and n in REQUIRED_ARRAYS]
+    if missing:
+        raise InvalidInput(f"the .npz body has no {', '.join(m + '.npy' for m in missing)}; it holds "
+                           f"{', '.join(got) or 'nothing'}")
+    return opts, got
+
+
+REQUIRED_ARRAYS = {"images", "z", "start", "end"}  # labels are optional (conditional models need them)
+IMAGE_DTYPES = ("u1", "f4", "f8")
+LABEL_DTYPES = ("i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8")
+
+
+def image_specs(engine: Engine) -> dict[str, ArraySpec]:
+    rows = engine.settings.max_rows
+    return {"images": ArraySpec("images", IMAGE_DTYPES, rows * 784),
+            "labels": ArraySpec("labels", LABEL_DTYPES, rows, 2)}
+
+
+def image_array(x: np.ndarray, engine: Engine, name: str = "images") -> torch.Tensor:
+    """(B, 28, 28), (B, 1, 28, 28) or (B, 784) pixels: uint8 0..255 or floats in [0, 1] -> the engine's rules."""
+    if x.ndim == 2 and x.shape[1] == 784:
+        x = x.reshape(len(x), 28, 28)
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) * np.float32(1 / 255)
+    return rules.images(x, engine.settings.max_rows, name=name)
 
 
 def images_tensor(images: list[Image], engine: Engine) -> torch.Tensor:
@@ -86,6 +152,44 @@ def labels_tensor(labels: list[int] | None, ckpt: Checkpoint, n: int) -> torch.T
     return rules.labels(labels, ckpt.num_classes, n, ckpt.name)
 
 
+async def images_input(request: Request, json_model: type[T], options: type[T], engine: Engine,
+                       ticket: Ticket) -> tuple[T, torch.Tensor, object]:
+    """(the request's options, its images (B, 1, 28, 28) float32, its labels or None) from a JSON body or an array
+    body (.npy of images; .npz of images and labels)."""
+    if body_type(request) in ARRAY_TYPES:
+        opts, got = await parse_arrays(request, options, ticket, image_specs(engine))
+        return opts, image_array(got["images"], engine), got.get("labels")
+    req = await parse(request, json_model, ticket)
+    return req, images_tensor(req.images, engine), req.labels  # type: ignore[attr-defined]
+
+
+async def interpolate_arrays(request: Request, engine: Engine, ticket: Ticket) -> InterpolateRequest:
+    """Interpolate's ends as arrays: a .npz of `start` and `end` (each a latent (m,) or an image (28, 28)), or a
+    .npy of both stacked ((2, m) or (2, 28, 28)); read into the JSON request (two rows: nothing to gain by more)."""
+    opts, got = await parse_arrays(request, InterpolateOptions, ticket, {
+        "start": ArraySpec("start", IMAGE_DTYPES, 2 * 4096, 3), "end": ArraySpec("end", IMAGE_DTYPES, 4096, 3)})
+    if "end" not in got:  # a .npy: both ends stacked
+        both = got["start"]
+        if len(both.shape) < 2 or both.shape[0] != 2:
+            raise InvalidInput(f"the .npy body has shape {list(both.shape)}; interpolate takes both ends stacked: "
+                               "(2, m) latents or (2, 28, 28) images (or a .npz of start and end)")
+        got = {"start": both[0], "end": both[1]}
+
+    def end(a: np.ndarray) -> dict[str, object]:
+        if a.size == 784 and a.ndim >= 2 or a.dtype == np.uint8:
+            px = a.reshape(28, 28).astype(np.float32) * np.float32(1 / 255 if a.dtype == np.uint8 else 1)
+            return {"image": {"pixels": px.tolist()}}
+        return {"z": a.reshape(-1).astype(np.float64).tolist()}
+
+    try:
+        return InterpolateRequest.model_validate({**opts.model_dump(exclude_unset=True),
+                                                  "start": end(got["start"]), "end": end(got["end"])})
+    except ValueError as exc:
+        if isinstance(exc, ValidationError):
+            raise invalid_body(exc.errors(include_url=False, include_input=False)) from exc
+        raise InvalidInput(f"an end of the path is neither a latent (m,) nor an image (28, 28): {exc}") from exc
+
+
 def decode_op(dtype: str, fmt: str) -> Op:
     """uint8 pixels are made by the forward itself (on the device), except for PNGs, which want floats."""
     return Op.DECODE_U8 if dtype == "uint8" and fmt != "png" else Op.DECODE
@@ -94,10 +198,9 @@ def decode_op(dtype: str, fmt: str) -> Op:
 async def encode(request: Request, engine: Engine, ticket: Ticket) -> Response:
     """Encode images to the posterior q(z|x): mu and logvar (null for deterministic autoencoders);
     with `sample`, also z = mu + sigma * eps, seeded by `seed`."""
-    req = await parse(request, EncodeRequest, ticket)
+    req, x, lab = await images_input(request, EncodeRequest, EncodeOptions, engine, ticket)
     ckpt = engine.resolve(req.model, req.version)
-    x = images_tensor(req.images, engine)
-    labels = labels_tensor(req.labels, ckpt, len(x))
+    labels = labels_tensor(lab, ckpt, len(x))
     out = (await engine.run(ckpt, Op.ENCODE, Rows(x, labels), ticket)).numpy()
     m = ckpt.latent_dim
     mu, logvar = out[:, :m], out[:, m:]
@@ -108,15 +211,26 @@ async def encode(request: Request, engine: Engine, ticket: Ticket) -> Response:
         payload["z"] = mu + np.exp(0.5 * logvar) * eps if ckpt.stochastic else mu
     if wants_npy(request):
         return npy_response(np.asarray(payload.get("z", mu)), ckpt.name, ckpt.version)
+    if wants_npz(request):  # a data set's codes: mu, logvar (stochastic models), z (when sampled)
+        got = {k: payload[k] for k in ("mu", "logvar", "z") if payload.get(k) is not None}
+        return Response(npz_of(got), media_type=NPZ, headers=model_headers(ckpt.name, ckpt.version))
     return json_response(payload)
 
 
 async def decode(request: Request, engine: Engine, ticket: Ticket) -> Response:
     """Decode latent vectors to images: the mean of p(x|z), 28x28 in [0,1]."""
-    req = await parse(request, DecodeRequest, ticket)
-    ckpt = engine.resolve(req.model, req.version)
-    z = latents_tensor(req.z, ckpt, engine)
-    labels = labels_tensor(req.labels, ckpt, len(z))
+    if body_type(request) in ARRAY_TYPES:
+        rows = engine.settings.max_rows
+        req, got = await parse_arrays(request, DecodeOptions, ticket, {
+            "z": ArraySpec("z", ("f4", "f8"), rows * 4096), "labels": ArraySpec("labels", LABEL_DTYPES, rows, 2)})
+        ckpt = engine.resolve(req.model, req.version)
+        z = rules.latents(got["z"], ckpt.latent_dim, ckpt.name, rows)
+        lab: object = got.get("labels")
+    else:
+        req = await parse(request, DecodeRequest, ticket)
+        ckpt = engine.resolve(req.model, req.version)
+        z, lab = latents_tensor(req.z, ckpt, engine), req.labels
+    labels = labels_tensor(lab, ckpt, len(z))
     imgs = (await engine.run(ckpt, decode_op(req.dtype, req.format), Rows(z, labels), ticket)).numpy()
     return await respond(request, {"model": ckpt.name, "version": ckpt.version}, imgs, req.format, ckpt.name,
                          ckpt.version, dtype=req.dtype)
@@ -125,7 +239,20 @@ async def decode(request: Request, engine: Engine, ticket: Ticket) -> Response:
 async def sample(request: Request, engine: Engine, ticket: Ticket) -> Response:
     """Draw n digits: decode z ~ N(0, temperature^2 I), or, for a checkpoint with a learned prior, its prior's
     latents for that noise. The same seed gives the same digits."""
-    req = await parse(request, SampleRequest, ticket)
+    if body_type(request) in ARRAY_TYPES:  # the labels, one per digit, as an array (n is their count)
+        opts, got = await parse_arrays(request, SampleRequest, ticket, {
+            "labels": ArraySpec("labels", LABEL_DTYPES, engine.settings.max_stream_sample, 2)})
+        lab = got.get("labels")
+        if lab is None or opts.labels is not None:
+            raise InvalidInput("a /sample array body is its labels (one per digit); send no labels parameter")
+        n = int(lab.reshape(-1).shape[0])
+        if "n" in opts.model_fields_set and opts.n != n:
+            raise InvalidInput(f"n={opts.n} but the body holds {n} labels; leave n out (it is their count)")
+        if n == 0:
+            raise InvalidInput("the labels array is empty; at least one digit")
+        req = opts.model_copy(update={"n": n, "labels": lab.reshape(-1).tolist()})
+    else:
+        req = await parse(request, SampleRequest, ticket)
     ckpt = engine.resolve(req.model, req.version)
     if not ckpt.generative:
         raise InvalidInput(f"model {ckpt.name} ({ckpt.meta.kind}) is not generative: it has no prior to "
@@ -195,7 +322,10 @@ def path_points(a: torch.Tensor, b: torch.Tensor, steps: int, method: str) -> to
 
 async def interpolate(request: Request, engine: Engine, ticket: Ticket) -> Response:
     """Walk the latent space from start to end (each a z, or an image's encoder mean) in `steps` points."""
-    req = await parse(request, InterpolateRequest, ticket)
+    if body_type(request) in ARRAY_TYPES:
+        req = await interpolate_arrays(request, engine, ticket)
+    else:
+        req = await parse(request, InterpolateRequest, ticket)
     ckpt = engine.resolve(req.model, req.version)
     if ckpt.num_classes and req.label is None:
         raise InvalidInput(f"model {ckpt.name} is conditional: send 'label', the class (0..{ckpt.num_classes - 1}) "
@@ -228,10 +358,9 @@ async def interpolate(request: Request, engine: Engine, ticket: Ticket) -> Respo
 
 async def reconstruct(request: Request, engine: Engine, ticket: Ticket) -> Response:
     """Reconstruct images through the encoder mean and decoder; also each image's MSE per pixel."""
-    req = await parse(request, ReconstructRequest, ticket)
+    req, x, lab = await images_input(request, ReconstructRequest, ReconstructOptions, engine, ticket)
     ckpt = engine.resolve(req.model, req.version)
-    x = images_tensor(req.images, engine)
-    labels = labels_tensor(req.labels, ckpt, len(x))
+    labels = labels_tensor(lab, ckpt, len(x))
     imgs = (await engine.run(ckpt, Op.RECONSTRUCT, Rows(x, labels), ticket)).numpy()
     mse = ((imgs - x.numpy()[:, 0]) ** 2).mean(axis=(1, 2))
     return await respond(request, {"model": ckpt.name, "version": ckpt.version, "mse": mse}, imgs, req.format,

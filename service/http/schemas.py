@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.engine.rules import PIXEL_MAX, PIXEL_MIN, PRIORITY_MAX, Z_BOUND
 
@@ -16,7 +16,8 @@ PNG_MAX_CHARS = 65536  # base64 of a 28x28 PNG is well under 4 KiB; this bounds 
 
 Pixel = Annotated[float, Field(ge=PIXEL_MIN, le=PIXEL_MAX, allow_inf_nan=False)]
 PixelRow = Annotated[list[Pixel], Field(min_length=28, max_length=28)]
-Pixels = Annotated[list[PixelRow], Field(min_length=28, max_length=28, description="28x28 floats in [0,1]")]
+Pixels = Annotated[list[PixelRow], Field(min_length=28, max_length=28, description="28x28 floats in [0,1], or "
+                                                                                 "28x28 integers 0..255 (uint8)")]
 Coord = Annotated[float, Field(ge=-Z_BOUND, le=Z_BOUND, allow_inf_nan=False)]
 Latent = Annotated[list[Coord], Field(min_length=1, max_length=4096, description="one latent vector of m floats")]
 # Integers are strict: `true`, `2.0` and `"3"` are refused, not coerced (a `seed: false` was once seed 0).
@@ -44,6 +45,24 @@ class Image(Strict):
     pixels: Pixels | None = None
     png: Annotated[str, Field(min_length=1, max_length=PNG_MAX_CHARS)] | None = None
 
+    @field_validator("pixels", mode="before")
+    @classmethod
+    def uint8_pixels(cls, v: Any) -> Any:
+        """28x28 integers 0..255 (MNIST as people load it) are read as uint8 and scaled to [0, 1]: an image is
+        uint8 when any pixel is above 1, and then every pixel must be an integer 0..255."""
+        if not isinstance(v, list) or not any(isinstance(r, list) and any(
+                isinstance(p, int | float) and p > 1 for p in r) for r in v):
+            return v
+        for i, row in enumerate(v):
+            if not isinstance(row, list):
+                return v  # the schema's own error says what a row is
+            for j, p in enumerate(row):
+                if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p <= 255:
+                    raise ValueError(f"pixels[{i}][{j}] = {p!r}: pixels are floats in [0, 1], or integers 0..255 "
+                                     "(uint8) for a whole image; this image has values above 1, so each must be "
+                                     "an integer 0..255")
+        return [[p / 255.0 for p in row] for row in v]
+
     @model_validator(mode="after")
     def exactly_one(self) -> Image:
         if (self.pixels is None) == (self.png is None):
@@ -66,11 +85,17 @@ class Routed(Strict):
 LabelsField = Field(None, description="conditional models only: one class 0..9 per row")
 
 
-class EncodeRequest(Routed):
-    images: Images
-    labels: list[Label] | None = LabelsField
+# <Verb>Options: a request's scalars. A JSON body carries them beside its arrays; an array body (.npy, .npz) carries
+# only arrays, and these come as query parameters (?model=vae-flow-z2&dtype=uint8): one rule for every route.
+
+class EncodeOptions(Routed):
     sample: Annotated[bool, Field(strict=True)] = Field(False, description="also return z = mu + sigma * eps")
     seed: Seed | None = None
+
+
+class EncodeRequest(EncodeOptions):
+    images: Images
+    labels: list[Label] | None = LabelsField
 
 
 class EncodeResponse(BaseModel):
@@ -81,11 +106,17 @@ class EncodeResponse(BaseModel):
     z: list[list[float]] | None = None
 
 
-class DecodeRequest(Routed):
-    z: Annotated[list[Latent], Field(min_length=1)]
-    labels: list[Label] | None = None
+class ImageOptions(Routed):
     format: ImageFormat = "pixels"
     dtype: ImageDtype = DtypeField
+
+
+DecodeOptions = ReconstructOptions = ImageOptions
+
+
+class DecodeRequest(ImageOptions):
+    z: Annotated[list[Latent], Field(min_length=1)]
+    labels: list[Label] | None = None
 
 
 class ImagesResponse(BaseModel):
@@ -127,9 +158,7 @@ class Endpoint(Strict):
         return self
 
 
-class InterpolateRequest(Routed):
-    start: Endpoint
-    end: Endpoint
+class InterpolateOptions(Routed):
     steps: Annotated[int, Field(strict=True, ge=2, description="points on the path, ends included: up to "
                                                                    "max_steps (256)")] = 10
     method: Literal["linear", "slerp"] = "linear"
@@ -138,15 +167,18 @@ class InterpolateRequest(Routed):
     dtype: ImageDtype = DtypeField
 
 
+class InterpolateRequest(InterpolateOptions):
+    start: Endpoint
+    end: Endpoint
+
+
 class InterpolateResponse(ImagesResponse):
     z: list[list[float]]
 
 
-class ReconstructRequest(Routed):
+class ReconstructRequest(ImageOptions):
     images: Images
     labels: list[Label] | None = LabelsField
-    format: ImageFormat = "pixels"
-    dtype: ImageDtype = DtypeField
 
 
 class ReconstructResponse(ImagesResponse):

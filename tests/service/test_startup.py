@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from service.__main__ import main
-from service.startup import check_default_model, load_settings, unknown_variables
 from service.settings import Settings
+from service.startup import check_default_model, load_settings, unknown_variables
 from tests.service.conftest import ROOT
 
 
