@@ -14,7 +14,6 @@ from checkpoint.format import (
     has_prior,
     latents,
     load,
-    load_model,
     newest,
     next_version,
     prior_log_prob,
@@ -25,8 +24,9 @@ from checkpoint.format import (
     weights_sha256,
     write_metrics,
 )
-from checkpoint.meta import Meta
+from checkpoint.meta import Meta, Prior, load_model
 
-__all__ = ["FORMAT", "METRICS_FILE", "MODEL_FILE", "REQUIRED", "CheckpointError", "Meta", "check_meta", "has_prior",
+__all__ = ["FORMAT", "METRICS_FILE", "MODEL_FILE", "REQUIRED", "CheckpointError", "Meta", "Prior", "check_meta",
+           "has_prior",
            "latents", "load", "load_model", "newest", "next_version", "prior_log_prob", "prior_takes_labels",
            "read_meta", "read_metrics", "save", "weights_sha256", "write_metrics"]

@@ -15,12 +15,9 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-
-if TYPE_CHECKING:
-    from checkpoint.meta import Meta
 
 FORMAT = 1
 MODEL_FILE, METRICS_FILE = "model.ts", "metrics.json"
@@ -135,16 +132,6 @@ def load(path: Path, map_location: str | torch.device = "cpu",
         if expected and weights_sha256(module) != expected:
             raise CheckpointError(f"{path}: weights do not match meta's weights_sha256; refusing a tampered file")
     return module.eval(), meta
-
-
-def load_model(path: Path, map_location: str | torch.device = "cpu",
-               verify: bool = True) -> tuple[torch.jit.ScriptModule, Meta]:
-    """A model checkpoint (not the judge): (module in eval mode, its typed meta), the contract's fields always
-    checked; with verify, the weights digest too."""
-    from checkpoint.meta import Meta  # meta.py builds on check_meta here
-
-    module, meta = load(path, map_location, verify=verify)
-    return module, Meta.parse(meta, path)
 
 
 def _metrics_path(model_path: Path) -> Path:

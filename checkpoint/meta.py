@@ -9,10 +9,27 @@ fields of newer writers) for listings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from checkpoint.format import check_meta
+import torch
+
+from checkpoint.format import CheckpointError, check_meta, load
+
+
+class Prior(StrEnum):
+    """What a checkpoint samples its codes from (meta's `prior`): N(0, I), a flow p(z) learned with the model (or
+    fitted after it), or a flow p(z | y) that also reads the label. A StrEnum: meta.json keeps the plain strings."""
+
+    NORMAL = "normal"
+    FLOW = "flow"
+    CLASS_FLOW = "class-flow"
+
+    @property
+    def learned(self) -> bool:
+        """The file carries prior(eps) and prior_log_prob(z): /sample decodes prior(eps), not eps."""
+        return self is not Prior.NORMAL
 
 
 @dataclass(frozen=True)
@@ -25,7 +42,7 @@ class Meta:
     generative: bool  # decoding N(0, I) (or the learned prior) gives digits: /sample is allowed
     num_classes: int  # 0 = unconditional; else encode and decode take one label per row in 0..num_classes-1
     likelihood: str  # p(x|z): "bernoulli" or "gaussian"
-    prior: str = "normal"  # "flow": the file carries a learned prior (prior(eps), prior_log_prob(z))
+    prior: Prior = Prior.NORMAL  # a learned one: the file carries prior(eps) and prior_log_prob(z)
     config: dict[str, Any] = field(default_factory=dict)  # how it was trained
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # the whole meta.json
 
@@ -35,7 +52,7 @@ class Meta:
         m = check_meta(meta, where)
         return cls(name=str(m["name"]), version=int(m["version"]), kind=str(m["kind"]), latent_dim=m["latent_dim"],
                    stochastic=m["stochastic"], generative=m["generative"], num_classes=m["num_classes"],
-                   likelihood=str(m["likelihood"]), prior=str(m.get("prior") or "normal"),
+                   likelihood=str(m["likelihood"]), prior=_prior(m.get("prior"), where),
                    config=dict(m.get("config") or {}), raw=dict(m))
 
     @property
@@ -45,3 +62,18 @@ class Meta:
     def listing(self) -> dict[str, Any]:
         """What GET /models shows: the meta without the training config (and without legacy figures)."""
         return {k: v for k, v in self.raw.items() if k not in ("config", "metrics")}
+
+
+def _prior(value: Any, where: Path | str) -> Prior:
+    try:
+        return Prior(value or Prior.NORMAL)
+    except ValueError:
+        raise CheckpointError(f"{where}: prior {value!r} is not one of {', '.join(p.value for p in Prior)}") from None
+
+
+def load_model(path: Path, map_location: str | torch.device = "cpu",
+               verify: bool = True) -> tuple[torch.jit.ScriptModule, Meta]:
+    """A model checkpoint (not the judge): (module in eval mode, its typed meta), the contract's fields always
+    checked; with verify, the weights digest too."""
+    module, meta = load(path, map_location, verify=verify)
+    return module, Meta.parse(meta, path)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install vaeserve with its test tools. Idempotent; safe to run again.
+# Create .venv and install vaeserve: what serving needs; with --tests, also the test tools (pytest, Triton's and
+# KServe's clients, Playwright and Chromium, locust, schemathesis, matplotlib). Idempotent; safe to run again.
 # Usage: bash scripts/setup.sh [--tests]
 # torch is pinned to 2.13.0 (a CPU build on this kind of machine); the Docker image installs CUDA torch.
 set -euo pipefail
@@ -7,6 +8,10 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
+if [[ "${1:-}" != "--tests" ]]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+  exit 0
+fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev,figures]"
 # KServe's API types, read by tests/deploy/test_kserve.py as source (its own runtime deps are not needed)
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "kserve==0.21.0"

@@ -13,13 +13,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response
 
 from service import oip
 from service.engine.engine import Engine
 from service.http import errors, meta, table, v2
 from service.http.middleware import ApiKeyAuth, BodyLimit, RequestContext
-from service.settings import Settings, get_settings
+from service.settings import Settings
+from service.startup import get_settings
 
 STATIC = Path(__file__).parent / "static"  # the latent-space explorer: plain files, no build step
 # The page loads only its own files and talks only to this server; nothing may frame it.
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # FastAPI's native OpenTelemetry looks up its providers on every request; off unless asked for, since
     # Prometheus metrics and JSON logs are the service's own (about 3 us of a ~100 us request).
     otel = settings.opentelemetry
-    app = FastAPI(title="vaeserve", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="vaeserve", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   telemetry={"tracing": otel, "metrics": otel, "logs": otel, "operation_spans": otel},
                   description="Autoencoders and VAEs on MNIST: encode, decode, sample, interpolate, reconstruct.")
     app.state.engine = engine
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(meta.router)
     app.include_router(v2.router)
     app.mount("/explorer", StaticFiles(directory=STATIC), name="explorer")
+
+    docs_pages(app)
 
     @app.get("/", include_in_schema=False)
     async def explorer() -> FileResponse:
@@ -93,6 +96,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContext, state=engine)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
+
+
+def docs_pages(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc from files served here (the fastapi-offline package's copies), not from a CDN:
+    a server with no internet, or a browser without it, still shows the API."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+
+    app.mount("/docs-static", StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"),
+              name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="vaeserve API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css",
+                                   swagger_favicon_url="/docs-static/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> Response:
+        return get_redoc_html(openapi_url="/openapi.json", title="vaeserve API",
+                              redoc_js_url="/docs-static/redoc.standalone.js",
+                              redoc_favicon_url="/docs-static/favicon.png", with_google_fonts=False)
 
 
 def openapi_schema(app: FastAPI) -> dict[str, Any]:

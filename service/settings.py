@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -93,15 +92,6 @@ class Settings(BaseSettings):
         if self.admin_key is not None and len(self.admin_key) < 16:
             raise ValueError("VAESERVE_ADMIN_KEY: at least 16 characters")
         return self
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The environment's settings (uvicorn --factory); a bad value stops the start with a few lines, not a
-    traceback. `python -m service` reads its flags too: service/startup.py."""
-    from service.startup import load_settings
-
-    return load_settings(None)
 
 
 def described() -> list[tuple[str, str | None, list[str], list[str], str]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -85,6 +86,13 @@ def explain(exc: ValidationError) -> str:
         rule = ", ".join(allowed.get(var, []))
         lines.append(f"  {var} (flag {flag(field)}) = {value!r}: {msg}" + (f"; allowed: {rule}" if rule else ""))
     return "\n".join(lines)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The environment's settings, once per process (uvicorn --factory service.app:create_app); a bad value stops
+    the start with a few lines, not a traceback."""
+    return load_settings(None)
 
 
 def load_settings(argv: list[str] | None) -> Settings:

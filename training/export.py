@@ -14,6 +14,7 @@ from typing import Any
 from torch import nn
 
 import checkpoint
+from checkpoint import Prior
 from model import ModelSpec, kind, script
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def build_meta(spec: ModelSpec, name: str, version: int, config: dict[str, Any],
         "latent_dim": spec.latent_dim,
         "image_shape": [1, 28, 28],
         **kind(spec.kind).meta_flags(),
-        "prior": prior,  # normal: N(0, I); flow, class-flow: the checkpoint's scripted prior() / prior_log_prob()
+        "prior": str(prior),  # normal: N(0, I); flow, class-flow: the checkpoint's scripted prior() / prior_log_prob()
         "config": config,
         "command": config.get("command", ""),  # the training command line; config holds what it set
         "data_sha256": data_sha256,
@@ -50,11 +51,11 @@ def build_meta(spec: ModelSpec, name: str, version: int, config: dict[str, Any],
     }
 
 
-def prior_kind(spec: ModelSpec, has_prior: bool) -> str:
+def prior_kind(spec: ModelSpec, has_prior: bool) -> Prior:
     """meta's prior: normal (N(0, I)), flow (p(z), learned with the model or fitted after) or class-flow (p(z | y))."""
     if not has_prior:
-        return "normal"
-    return "class-flow" if spec.prior == "class-flow" else "flow"
+        return Prior.NORMAL
+    return Prior.CLASS_FLOW if spec.prior == Prior.CLASS_FLOW else Prior.FLOW
 
 
 def export(model: nn.Module, spec: ModelSpec, name: str, repository: Path, config: dict[str, Any],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from checkpoint import Meta, read_meta, read_metrics
+from checkpoint import Meta, Prior, read_meta, read_metrics
 from model.registry import KINDS
 
 BASELINES = {"vae-mlp-z20": "pytorch/examples architecture (baseline)"}  # reference rows, by model name
@@ -32,7 +32,8 @@ def _arch(meta: Meta) -> str:
     if "arch" not in spec or "width" not in spec:
         return "?"
     depth = f"x{spec['depth']}" if spec.get("depth", 1) > 1 else ""
-    prior = " + flow prior" if meta.prior == "flow" else ""
+    named = {Prior.NORMAL: "", Prior.FLOW: " + flow prior", Prior.CLASS_FLOW: r" + flow prior p(z \| y)"}
+    prior = named[meta.prior]
     topk = f", top-{spec['topk']}" if spec.get("topk") else ""
     return f"{spec['arch']}-{spec['width']}{depth}{topk}{prior}"
 

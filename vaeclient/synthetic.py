@@ -17,12 +17,14 @@ import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vaeclient.calls import VaeServeError
-from vaeclient.sync import VaeClient
+
+if TYPE_CHECKING:  # the client calls this module, not the other way round: no import cycle
+    from vaeclient.sync import VaeClient
 
 SEED_BLOCK = 10_000  # the server's (checkpoint/sampling.py); tests/client check the two agree
 

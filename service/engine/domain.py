@@ -50,6 +50,11 @@ class DeadlineExceeded(ServiceError):
     """The request's one deadline passed before its rows were computed."""
 
 
+class NotAcceptable(ServiceError):
+    """An answer in a media type this route cannot give (Accept: image/png for several images); the message lists
+    what it can."""
+
+
 class UnsupportedMediaType(ServiceError):
     """A body of a content type the route does not take (a form post, say); the message lists what it takes."""
 

@@ -20,6 +20,7 @@ from service.engine.domain import (
     DeadlineExceeded,
     Forbidden,
     InvalidInput,
+    NotAcceptable,
     NotReady,
     Retryable,
     ServiceError,
@@ -30,7 +31,7 @@ from service.engine.domain import (
 
 STATUS: list[tuple[type[ServiceError], int]] = [  # first match wins
     (InvalidInput, 422), (UnknownModel, 404), (Unauthorized, 401), (Forbidden, 403), (DeadlineExceeded, 504),
-    (UnsupportedMediaType, 415),
+    (UnsupportedMediaType, 415), (NotAcceptable, 406),
 ]
 
 

@@ -39,6 +39,14 @@ def png_to_array(b64: str) -> np.ndarray:
             img.load()
             if img.mode not in ("L", "LA", "RGB", "RGBA", "P"):
                 raise ImageError(f"png mode {img.mode} unsupported; use grey or RGB")
+            # Transparency has no meaning for a digit (light ink on black): guessing what is under it would turn a
+            # black-ink-on-transparent drawing into a blank image, silently. Fully opaque alpha is ignored.
+            if img.mode in ("LA", "RGBA") or "transparency" in img.info:
+                alpha = img.convert("RGBA").getchannel("A")
+                if alpha.getextrema()[0] < 255:
+                    raise ImageError("png has transparent pixels (alpha below 255); a digit is light ink on an opaque "
+                                     "black background: flatten it (ink white, background black) and send grey or "
+                                     "RGB")
             grey = img.convert("L")
     except ImageError:
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from checkpoint.sampling import to_uint8 as tensor_to_uint8
+from service.engine.domain import NotAcceptable
 from service.http import zipstream
 from service.http.images import array_to_png, npy_header
 
@@ -25,6 +27,12 @@ NPZ_FIELDS = ("z", "labels", "mse", "seed")  # what travels beside the images in
 
 def wants_npy(request: Request) -> bool:
     return NPY in request.headers.get("accept", "")
+
+
+def wants_png(request: Request) -> bool:
+    """image/png asked for, and neither JSON nor arrays accepted beside it (a browser's */* is not asking)."""
+    accept = request.headers.get("accept", "")
+    return "image/png" in accept and "json" not in accept and "x-np" not in accept and "*/*" not in accept
 
 
 def wants_npz(request: Request) -> bool:
@@ -73,6 +81,12 @@ async def respond(request: Request, payload: dict[str, Any], images: np.ndarray,
                   model: str, version: int, extra: dict[str, str] | None = None, dtype: str = "float32") -> Response:
     """An images answer: .npy or .npz when asked for, else JSON with `images` as pixels or PNGs;
     pixels and arrays as float32 in [0,1] or, with dtype uint8, 0..255."""
+    if wants_png(request):  # one image as a plain image/png body; several have no single picture to be
+        if len(images) != 1:
+            raise NotAcceptable(f"Accept: image/png gives one image, and this answer has {len(images)}; ask for "
+                                f"application/json (format png gives base64 PNGs), {NPY} or {NPZ}")
+        png = base64.b64decode(array_to_png(images[0]))
+        return Response(png, media_type="image/png", headers=model_headers(model, version, extra))
     if dtype == "uint8" and fmt != "png" and images.dtype != np.uint8:
         images = to_uint8(images)
     if wants_npy(request):

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from checkpoint.sampling import SEED_BLOCK, balanced_labels, noise_blocks, seeded_normal
 from service.engine import rules
 from service.engine.admission import Ticket
-from service.engine.domain import InvalidInput, UnsupportedMediaType
+from service.engine.domain import InvalidInput, NotAcceptable, UnsupportedMediaType
 from service.engine.engine import Engine
 from service.engine.ops import Op, Rows
 from service.engine.repository import Checkpoint
@@ -35,6 +35,7 @@ from service.http.respond import (
     respond,
     wants_npy,
     wants_npz,
+    wants_png,
 )
 from service.http.schemas import (
     DecodeOptions,
@@ -209,6 +210,8 @@ async def encode(request: Request, engine: Engine, ticket: Ticket) -> Response:
     if req.sample:
         eps = seeded_normal(req.seed if req.seed is not None else secrets.randbits(63), len(mu), m).numpy()
         payload["z"] = mu + np.exp(0.5 * logvar) * eps if ckpt.stochastic else mu
+    if wants_png(request):
+        raise NotAcceptable(f"/encode answers codes, not images: ask for application/json, {NPY} or {NPZ}")
     if wants_npy(request):
         return npy_response(np.asarray(payload.get("z", mu)), ckpt.name, ckpt.version)
     if wants_npz(request):  # a data set's codes: mu, logvar (stochastic models), z (when sampled)

@@ -235,8 +235,8 @@ def openapi(schema: dict[str, Any]) -> dict[str, Any]:
     schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
     error = {"content": {"application/json": {"schema": {"$ref": ref.format(model="ErrorResponse")}}}}
     codes = {"401": "unauthorized", "404": "unknown model", "408": "body too slow", "413": "body too large",
-             "415": "body not JSON", "422": "invalid input", "429": "overloaded", "503": "not ready",
-             "504": "deadline passed"}
+             "406": "Accept names a type this answer cannot take", "415": "body neither JSON nor .npy/.npz",
+             "422": "invalid input", "429": "overloaded", "503": "not ready", "504": "deadline passed"}
     for e in ENDPOINTS:
         doc = (e.handler.__doc__ or "").strip()
         ok = {"application/json": {"schema": {"$ref": ref.format(model=e.response.__name__)}},

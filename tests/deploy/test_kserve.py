@@ -22,7 +22,7 @@ def kserve_types() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
     """class name -> (json key -> python attribute, python attribute -> type string), for every v1beta1 model."""
     spec = importlib.util.find_spec("kserve")
     if spec is None or not spec.submodule_search_locations:
-        pytest.fail("the kserve wheel (its API types) is a test dependency: run scripts/setup.sh")
+        pytest.fail("the kserve wheel (its API types) is a test dependency: run bash scripts/setup.sh --tests")
     out = {}
     for path in (Path(spec.submodule_search_locations[0]) / "models").glob("v1beta1_*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -119,3 +119,70 @@ def test_sync_and_async_share_one_description() -> None:
         for cls in (VaeClient, AsyncVaeClient):
             method = getattr(cls, build.__name__)
             assert method.__doc__ == build.__doc__ and inspect.signature(method) == inspect.signature(build)
+
+
+def test_any_number_of_rows_in_pieces_two_in_flight_in_order(server: tuple[str, subprocess.Popen],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """uint8 digits as people load MNIST, more rows than one request may carry: split into max_rows pieces, sent
+    as arrays, answers in order; the same codes as one float request of each piece would give."""
+    url, _ = server
+    monkeypatch.setenv("VAESERVE_URL", url)
+    x = (np.random.default_rng(0).random((150, 28, 28)) * 255).astype(np.uint8)
+    with VaeClient(max_rows=64) as c:  # the address from VAESERVE_URL
+        assert c.base_url == url
+        mu, logvar = c.encode(x, progress=True)
+        assert mu.shape == (150, 4) and logvar is not None and logvar.shape == (150, 4)
+        ref, _ = c.encode(x[100:110].astype(np.float32) / 255)
+        np.testing.assert_allclose(mu[100:110], ref, atol=1e-5)
+        rec, mse = c.reconstruct(x)
+        assert rec.shape == (150, 28, 28) and mse.shape == (150,)
+        imgs = c.decode(mu, dtype="uint8")
+        assert imgs.shape == (150, 28, 28) and imgs.dtype == np.uint8
+        np.testing.assert_array_equal(imgs[70:75], c.decode(mu[70:75], dtype="uint8"))
+        cmu, _ = c.encode(x[:70], model="cvae-z4", labels=np.arange(70) % 10)
+        assert cmu.shape == (70, 4)
+
+    async def go() -> None:
+        async with AsyncVaeClient(max_rows=64) as ac:
+            amu, _ = await ac.encode(x)
+            np.testing.assert_allclose(amu, mu, atol=1e-6)
+            assert (await ac.decode(amu)).shape == (150, 28, 28)
+
+    asyncio.run(go())
+
+
+def test_encode_command_writes_a_data_sets_codes_and_resumes_after_ctrl_c(
+        server: tuple[str, subprocess.Popen], tmp_path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import vaeclient.dataset as dataset
+    from vaeclient.__main__ import main
+
+    url, _ = server
+    monkeypatch.setattr(dataset, "PIECE_ROWS", 100)
+    x = (np.random.default_rng(2).random((350, 28, 28)) * 255).astype(np.uint8)
+    y = np.arange(350) % 10
+    src, out = tmp_path / "digits.npz", tmp_path / "codes.npz"
+    np.savez(src, x=x, y=y)
+    sent = []
+    real = VaeClient.encode
+
+    def stopping(self, images, **kw):  # type: ignore[no-untyped-def]
+        sent.append(len(images))
+        if len(sent) == 3:
+            raise KeyboardInterrupt
+        return real(self, images, **kw)
+
+    monkeypatch.setattr(VaeClient, "encode", stopping)
+    assert main(["encode", str(src), str(out), "--url", url, "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "resume" in err and "Traceback" not in err
+    sent.clear()
+    monkeypatch.setattr(VaeClient, "encode", lambda self, images, **kw: (sent.append(len(images)), real(
+        self, images, **kw))[1])
+    assert main(["encode", str(src), str(out), "--url", url, "--quiet"]) == 0
+    assert sent == [100, 50]  # only the pieces the stopped run had not kept
+    codes = np.load(out)
+    assert codes["mu"].shape == (350, 4) and codes["logvar"].shape == (350, 4)
+    assert codes["labels"].tolist() == y.tolist() and str(codes["model"]) == "vae-z4"
+    with VaeClient(url) as c:
+        np.testing.assert_allclose(codes["mu"][200:210], c.encode(x[200:210])[0], atol=1e-5)

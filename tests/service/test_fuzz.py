@@ -15,7 +15,7 @@ import pytest
 def test_schemathesis_no_5xx_and_answers_match_schema(server: tuple[str, subprocess.Popen], tmp_path: Path) -> None:
     st = shutil.which("st") or str(Path(sys.executable).parent / "st")
     if not Path(st).exists():
-        pytest.fail("schemathesis is a dev dependency: run scripts/setup.sh")
+        pytest.fail("schemathesis is a dev dependency: run bash scripts/setup.sh --tests")
     url, _ = server
     # Every check but positive_data_acceptance (schema-valid bodies may still be refused on purpose: a latent
     # vector of the wrong length for the model, labels on an unconditional model, pixels of a bad PNG).

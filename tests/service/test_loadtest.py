@@ -18,7 +18,7 @@ P99_BOUND_MS = 2000  # documented in the README (Load testing): generous for a 2
 def test_locust_mix_has_no_errors(server: tuple[str, subprocess.Popen], tmp_path: Path) -> None:
     locust = shutil.which("locust") or str(Path(sys.executable).parent / "locust")
     if not Path(locust).exists():
-        pytest.fail("locust is a dev dependency: run scripts/setup.sh")
+        pytest.fail("locust is a dev dependency: run bash scripts/setup.sh --tests")
     url, _ = server
     env = {**os.environ, "VAESERVE_LATENT_DIM": "4", "VAESERVE_P99_MS": str(P99_BOUND_MS)}
     cmd = [locust, "-f", str(ROOT / "loadtest/locustfile.py"), "--headless", "-u", "20", "-r", "10", "-t", "15s",
