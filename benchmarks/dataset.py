@@ -122,8 +122,9 @@ def decode_before_after(ref: str, seconds: float) -> list[tuple[str, float, floa
                        capture_output=True)
         try:
             rates: dict[str, list[float]] = {"now": [], "before": []}
-            for _ in range(2):
-                for which, cwd in (("before", wt), ("now", ROOT)):
+            pair = [("before", wt), ("now", ROOT)]
+            for order in (pair, pair[::-1]):  # each goes first once: no order effect
+                for which, cwd in order:
                     port = free_port()
                     env = {"VAESERVE_PORT": str(port), "VAESERVE_GRPC_PORT": "0",
                            "VAESERVE_MODEL_REPOSITORY": str(ROOT / "models")}
