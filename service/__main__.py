@@ -40,22 +40,22 @@ class DrainingServer(uvicorn.Server):
 
     async def drain(self) -> None:
         """Step 2 above: wait, listener open, until arrivals stop."""
-        state = self._state()
-        if state is None:
+        plane = self._plane()
+        if plane is None:
             return
-        state.draining = True
+        plane.drain()
         window = min(DRAIN_WINDOW_S, self.config.timeout_graceful_shutdown or DRAIN_WINDOW_S)
         end = time.monotonic() + window
         while time.monotonic() < end and not self.force_exit:
-            if time.monotonic() - state.last_request_at >= DRAIN_QUIET_S:
+            if plane.quiet_for() >= DRAIN_QUIET_S:
                 return
             await asyncio.sleep(0.05)
 
-    def _state(self):  # type: ignore[no-untyped-def]
+    def _plane(self):  # type: ignore[no-untyped-def]
         app = self.config.loaded_app
         while hasattr(app, "app") and not hasattr(app, "state"):
             app = app.app  # unwrap uvicorn's proxy middlewares
-        return getattr(getattr(app, "state", None), "engine", None)
+        return getattr(getattr(app, "state", None), "plane", None)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -71,9 +71,9 @@ class DrainingServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        state = self._state()
-        if state is not None:
-            state.draining = True  # step 1, at once: readiness 503, Connection: close on every answer
+        plane = self._plane()
+        if plane is not None:
+            plane.drain()  # step 1, at once: readiness 503, Connection: close on every answer
         super().handle_exit(sig, frame)
 
 

@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse, Response
 
-from service import oip
+from service.dataplane import DataPlane
 from service.engine.engine import Engine
 from service.http import errors, meta, table, v2
 from service.http.middleware import ApiKeyAuth, BodyLimit, RequestContext
@@ -36,30 +36,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The process: one engine, its HTTP doors (REST and the Open Inference Protocol) as this ASGI app, and its gRPC
     door started in the app's lifespan, on the same event loop."""
     settings = settings or get_settings()
-    engine = Engine(settings)
-    stats = oip.Statistics()  # Triton's per-model statistics, shared by the two OIP doors
+    plane = DataPlane(Engine(settings))  # what every door calls
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine.load(settings.model_repository)  # models load here, never at import
+        plane.start()  # models load here, never at import
         gc.collect()
         gc.freeze()  # long-lived torch objects out of the GC's sight: no 100 ms full collections under load
         grpc_door = None
         if settings.grpc_port:
             from service.rpc.server import GrpcDoor  # grpcio only where the gRPC door is on
 
-            grpc_door = GrpcDoor(engine, stats)
+            grpc_door = GrpcDoor(plane)
             app.state.grpc_port = await grpc_door.start()
         watcher = None
         if settings.watch_interval_s > 0:
-            watcher = asyncio.get_running_loop().create_task(engine.watch(settings.watch_interval_s))
+            watcher = asyncio.get_running_loop().create_task(plane.watch(settings.watch_interval_s))
         yield
-        engine.draining = True
+        plane.drain()
         if watcher is not None:
             watcher.cancel()
         if grpc_door is not None:
             await grpc_door.stop(settings.drain_timeout_s)
-        await engine.stop()
+        await plane.stop()
 
     # FastAPI's native OpenTelemetry looks up its providers on every request; off unless asked for, since
     # Prometheus metrics and JSON logs are the service's own (about 3 us of a ~100 us request).
@@ -67,8 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="vaeserve", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   telemetry={"tracing": otel, "metrics": otel, "logs": otel, "operation_spans": otel},
                   description="Autoencoders and VAEs on MNIST: encode, decode, sample, interpolate, reconstruct.")
-    app.state.engine = engine
-    app.state.oip_stats = stats
+    app.state.plane = plane
     app.state.grpc_port = 0
     errors.install(app)
     app.include_router(meta.router)
@@ -90,10 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                           "inference-header-content-length"],
                            expose_headers=["x-request-id", "x-seed", "x-model", "x-model-version",
                                            "inference-header-content-length"])
-    app.add_middleware(BodyLimit, state=engine)
+    app.add_middleware(BodyLimit, state=plane)
     if settings.api_key:  # no key, no layer: every layer costs a few microseconds on every request
-        app.add_middleware(ApiKeyAuth, state=engine)
-    app.add_middleware(RequestContext, state=engine)
+        app.add_middleware(ApiKeyAuth, state=plane)
+    app.add_middleware(RequestContext, state=plane)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
 

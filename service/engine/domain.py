@@ -1,5 +1,5 @@
-"""What can go wrong while serving, in the service's own terms. Nothing here knows HTTP:
-service/errors.py is the one place these become status codes and bodies."""
+"""What can go wrong while serving, in the service's own terms. Nothing here knows HTTP or gRPC:
+service/dataplane/errors.py is the one table from these to HTTP statuses and gRPC codes."""
 
 from __future__ import annotations
 
@@ -60,8 +60,12 @@ class UnsupportedMediaType(ServiceError):
 
 
 class BodyRefused(ServiceError):
-    """The body was too large or arrived too slowly; the connection is closed after the answer."""
+    """The body was refused before it was read in full; the connection is closed after the answer."""
 
-    def __init__(self, message: str, too_large: bool) -> None:
-        super().__init__(message)
-        self.too_large = too_large
+
+class BodyTooLarge(BodyRefused):
+    """More bytes than the body limit."""
+
+
+class BodyTooSlow(BodyRefused):
+    """Not received in full within the body timeout."""

@@ -1,122 +1,176 @@
-"""Loading checkpoints for serving: the file is read by the `checkpoint` package (the one module that knows
-the format); here a checkpoint is verified for what serving needs, by capability, never by kind name:
-meta complete, weights digest equal to meta's, and the scripted methods giving the shapes meta promises.
-Any file that meets the contract serves, whatever its kind.
+"""The model repository as served: which checkpoints are loaded (load, reload, unload one, watch for new versions),
+which model a request names (resolve, the default), and the readiness that follows from them. Loading and
+verifying one file is service/engine/checkpoints.py's.
+
+A reload swaps the whole set in one assignment, so requests in flight finish on the version they started with; a bad
+file is refused (logged, counted) and whatever served before keeps serving.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import torch
-
-from checkpoint import MODEL_FILE, CheckpointError, Meta, has_prior, latents, load_model, read_metrics
+from service.engine.checkpoints import Checkpoint, scan
+from service.engine.domain import InvalidInput, UnknownModel
+from service.engine.lifecycle import Lifecycle
+from service.engine.metrics import Metrics
+from service.engine.runtime import Runtime
+from service.settings import SHIPPED_DEFAULT, Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "scan"]
+Models = dict[str, dict[int, Checkpoint]]
 
 
-@dataclass
-class Checkpoint:
-    name: str
-    version: int
-    path: Path
-    meta: Meta  # the contract, fixed at export, typed (checkpoint.Meta)
-    module: torch.jit.ScriptModule
-    metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json: re-read when it changes
-    latent_dim: int = field(init=False)  # copies of meta's: read on every request
-    num_classes: int = field(init=False)
-    generative: bool = field(init=False)
-    stochastic: bool = field(init=False)
-    stamp: tuple[float, int] = field(init=False)
+class Repository:
+    def __init__(self, settings: Settings, runtime: Runtime, lifecycle: Lifecycle, metrics: Metrics) -> None:
+        self.settings, self.runtime, self.lifecycle, self.metrics = settings, runtime, lifecycle, metrics
+        self.path = settings.model_repository
+        self._models: Models = {}
+        self._unloaded: dict[str, Checkpoint] = {}  # unloaded by an operator (newest version): reloads leave them out
+        self.load_errors: list[str] = []
+        self.default_model: str | None = settings.default_model  # settled at each load: _settle
+        self._lock = asyncio.Lock()
 
-    def __post_init__(self) -> None:
-        self.stamp = _stamp(self.path)
-        self.latent_dim, self.num_classes = self.meta.latent_dim, self.meta.num_classes
-        self.generative, self.stochastic = self.meta.generative, self.meta.stochastic
+    # -- what is served ------------------------------------------------------------------------
 
-    @property
-    def has_prior(self) -> bool:
-        """A learned prior: /sample decodes prior(eps) (scripted in the file) instead of eps ~ N(0, I)."""
-        return has_prior(self.module)
+    def names(self) -> list[str]:
+        return sorted(self._models)
 
+    def versions(self, name: str) -> list[int]:
+        return sorted(self._models.get(name, {}))
 
-def _stamp(path: Path) -> tuple[float, int]:
-    st = path.stat()
-    return (st.st_mtime, st.st_size)
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every loaded version of every model, by name then version."""
+        return [self._models[n][v] for n in self.names() for v in self.versions(n)]
 
+    def unloaded(self) -> list[Checkpoint]:
+        """The newest version of each model an operator unloaded (listed as unavailable, never served)."""
+        return [self._unloaded[n] for n in sorted(self._unloaded)]
 
-def load_checkpoint(path: Path) -> Checkpoint:
-    """Load and verify one model.ts on the CPU; raise CheckpointError saying what is wrong."""
-    module, meta = load_model(path, "cpu", verify=True)
-    metrics = read_metrics(path, meta.raw)
-    _check_shapes(path, module, meta)
-    name, version = path.parent.parent.name, int(path.parent.name)
-    return Checkpoint(name, version, path, meta, module, metrics)
+    def newest(self, name: str) -> Checkpoint:
+        versions = self._models[name]
+        return versions[max(versions)]
 
+    def resolve(self, name: str | None, version: int | None = None) -> Checkpoint:
+        """The checkpoint a request names (default model, newest version unless pinned); UnknownModel otherwise."""
+        name = name or self.default_model
+        if name is None:
+            raise UnknownModel("this server has no default model (its repository holds no generative model): name "
+                               "one", {"available": self.names()})
+        versions = self._models.get(name)
+        if versions is None:
+            raise UnknownModel(f"unknown model {name!r}", {"available": self.names()})
+        if version is None:
+            return versions[max(versions)]
+        if version not in versions:
+            raise UnknownModel(f"model {name!r} has no version {version}", {"versions": sorted(versions)})
+        return versions[version]
 
-def _check_shapes(path: Path, module: torch.jit.ScriptModule, meta: Meta) -> None:
-    m, classes = meta.latent_dim, meta.num_classes
-    for method in ("encode", "decode"):
-        if not hasattr(module, method):
-            raise CheckpointError(f"{path}: no scripted {method}(); the contract needs encode and decode")
-    labels = torch.zeros(2, dtype=torch.long) if classes else None
-    try:
-        with torch.inference_mode():
-            mu, logvar = module.encode(torch.zeros(2, 1, 28, 28), labels)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: encode failed on a test batch ({str(exc).splitlines()[0][:200]})") from exc
-    if tuple(mu.shape) != (2, m) or tuple(logvar.shape) != (2, m):
-        raise CheckpointError(f"{path}: encode gave {tuple(mu.shape)}, meta promises (B, {m})")
-    try:
-        with torch.inference_mode():
-            img = module.decode(torch.zeros(2, m), labels)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: decode failed on a test batch ({str(exc).splitlines()[0][:200]})") from exc
-    if tuple(img.shape) != (2, 1, 28, 28):
-        raise CheckpointError(f"{path}: decode gave {tuple(img.shape)}, expected (B, 1, 28, 28)")
-    if has_prior(module):  # optional: a learned prior maps N(0, I) noise to latents
-        try:
-            with torch.inference_mode():
-                z = latents(module, torch.zeros(2, m), labels)
-        except Exception as exc:
-            raise CheckpointError(f"{path}: prior failed on a test batch ({str(exc).splitlines()[0][:200]})") from exc
-        if tuple(z.shape) != (2, m):
-            raise CheckpointError(f"{path}: prior gave {tuple(z.shape)}, meta promises (B, {m})")
+    # -- changing it ---------------------------------------------------------------------------
 
+    def load(self) -> None:
+        models, errors = scan(self.path)
+        for versions in models.values():
+            for ckpt in versions.values():
+                self.runtime.place(ckpt)
+        self._models, self.load_errors = models, errors
+        self.metrics.load_failures.inc(len(errors))
+        self._settle()
+        if models:
+            log.info("loaded %d models on %s: %s", len(models), self.runtime.device, ", ".join(sorted(models)))
+        else:
+            log.warning("no models loaded from %s: %s", self.path.resolve(), "; ".join(self.load_errors))
 
-def scan(repository: Path, known: dict[str, dict[int, Checkpoint]] | None = None,
-         ) -> tuple[dict[str, dict[int, Checkpoint]], list[str]]:
-    """Load every <name>/<version>/model.ts; return the good ones and an error line per bad one.
+    async def reload(self, only: str | None = None) -> dict[str, object]:
+        """Pick up new or changed versions without a restart (all models, or `only` one, which is then served
+        again if it was unloaded). Loading runs off the event loop."""
+        async with self._lock:
+            if only is not None:
+                self._unloaded.pop(only, None)
+            current = self._models
+            models, errors = await asyncio.to_thread(scan, self.path, current)
+            if only is not None:  # the others stay exactly as they are
+                if only not in models:
+                    self.load_errors = errors
+                    why = "; ".join(e for e in errors if f"/{only}/" in e) or "no such model in the repository"
+                    raise UnknownModel(f"cannot load {only!r}: {why}", {"repository": str(self.path)})
+                models = {**{n: v for n, v in current.items() if n != only}, only: models[only]}
+            models = {n: v for n, v in models.items() if n not in self._unloaded}
+            added = [(c.name, c.version) for v in models.values() for c in v.values()
+                     if current.get(c.name, {}).get(c.version) is not c]
+            for name, version in added:
+                await asyncio.to_thread(self.runtime.place, models[name][version])
+            # a refused file never removes what already served: keep old versions whose file broke
+            for name, versions in current.items():
+                for version, ckpt in versions.items():
+                    if version not in models.get(name, {}) and ckpt.path.exists() and name not in self._unloaded:
+                        models.setdefault(name, {})[version] = ckpt
+            self._models = models
+            self.metrics.load_failures.inc(len(errors))
+            self.load_errors = errors
+            self._settle()  # a reload that brings the default model makes the server ready
+            for name, version in added:
+                log.info("serving %s version %d", name, version)
+            return {"added": [f"{n}/{v}" for n, v in added], "refused": errors,
+                    "models": {n: sorted(v) for n, v in sorted(models.items())}}
 
-    Checkpoints in `known` whose file is unchanged (same mtime and size) are reused, not reloaded.
-    Only files named model.ts are read: writers put a temporary name first and rename when complete.
-    """
-    models: dict[str, dict[int, Checkpoint]] = {}
-    errors: list[str] = []
-    if not repository.is_dir():
-        return models, [f"model repository {repository} ({repository.resolve()}) is not a directory: start the "
-                        "server from the checkout's root, or set VAESERVE_MODEL_REPOSITORY"]
-    if not any(repository.glob(f"*/*/{MODEL_FILE}")):
-        return models, [f"model repository {repository} ({repository.resolve()}) holds no <name>/<version>/"
-                        f"{MODEL_FILE}: train one with python -m training train ... --repository {repository}"]
-    for path in sorted(repository.glob(f"*/*/{MODEL_FILE}")):
-        if not path.parent.name.isdigit():
-            continue
-        old = (known or {}).get(path.parent.parent.name, {}).get(int(path.parent.name))
-        if old is not None and old.stamp == _stamp(path):
-            old.metrics = read_metrics(path)  # figures may have been re-measured: a small file
-            models.setdefault(old.name, {})[old.version] = old
-            continue
-        try:
-            ckpt = load_checkpoint(path)
-        except CheckpointError as exc:
-            log.error("refusing checkpoint: %s", exc)
-            errors.append(str(exc))
-            continue
-        models.setdefault(ckpt.name, {})[ckpt.version] = ckpt
-    return models, errors
+    async def unload(self, name: str) -> dict[str, object]:
+        """Stop serving a model (every version) until it is loaded again; requests in flight finish."""
+        async with self._lock:
+            if name == self.default_model:
+                raise InvalidInput(f"{name!r} is the default model and cannot be unloaded; set "
+                                   "VAESERVE_DEFAULT_MODEL to another model first")
+            if name not in self._models:
+                raise UnknownModel(f"model {name!r} is not loaded", {"loaded": self.names()})
+            self._unloaded[name] = self.newest(name)
+            # new requests no longer resolve it; its batchers stay, so the requests already queued there finish
+            self._models = {n: v for n, v in self._models.items() if n != name}
+            log.info("unloaded %s", name)
+            return {"unloaded": name, "models": {n: sorted(v) for n, v in sorted(self._models.items())}}
+
+    async def watch(self, interval_s: float) -> None:
+        """Poll the repository every interval_s seconds and reload on change."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.reload()
+            except Exception:  # a broken repository must never stop the watcher
+                log.exception("reload failed")
+
+    # -- the default model and readiness -------------------------------------------------------
+
+    def _pick_default(self) -> str | None:
+        """The model a request naming none gets: the setting when set; else the shipped default when present, else
+        the newest generative model (by file time); None when the repository holds no generative model."""
+        if self.settings.default_model is not None:
+            return self.settings.default_model
+        if SHIPPED_DEFAULT in self._models and self.newest(SHIPPED_DEFAULT).generative:
+            return SHIPPED_DEFAULT
+        generative = [(self.newest(n).stamp[0], n) for n in self._models if self.newest(n).generative]
+        return max(generative)[1] if generative else None
+
+    def _settle(self) -> None:
+        """The default model, and readiness: the default loaded and generative (an unset default: any model
+        loaded); the reason otherwise joins the load errors."""
+        default, life = self._pick_default(), self.lifecycle
+        if default != self.default_model or not life.ready:
+            how = "VAESERVE_DEFAULT_MODEL" if self.settings.default_model else "unset VAESERVE_DEFAULT_MODEL: " + (
+                "the shipped default" if default == SHIPPED_DEFAULT else "the newest generative model")
+            if default:
+                log.info("default model: %s (%s)", default, how)
+            else:
+                log.warning("no default model: %s holds no generative model; requests must name one", self.path)
+        self.default_model = default
+        if default is None:
+            life.ready = bool(self._models)
+            if not life.ready:
+                self.load_errors.append(f"no models in {self.path}")
+        else:
+            if default not in self._models:
+                self.load_errors.append(f"default model {default!r} is not in {self.path}")
+            elif not self.newest(default).generative:
+                self.load_errors.append(f"default model {default!r} is not generative")
+            life.ready = default in self._models and self.newest(default).generative
+        life.reasons = self.load_errors

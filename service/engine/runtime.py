@@ -18,9 +18,9 @@ import torch
 
 from checkpoint import latents
 from checkpoint.sampling import to_uint8
+from service.engine.checkpoints import Checkpoint
 from service.engine.gpu import GraphCache, pipelined
 from service.engine.ops import Op
-from service.engine.repository import Checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ ACCEPTED = ("application/json",)
 
 def guard(request: Request) -> None:
     """Forbidden / UnsupportedMediaType unless this is an operator's call with the admin key."""
-    engine = request.app.state.engine
-    engine.check_control()
+    plane = request.app.state.plane
+    plane.check_control()
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind and kind not in ACCEPTED:
         raise UnsupportedMediaType(f"content type {kind[:60]!r} is not accepted here; send application/json or "
                                    "no body")
     if request.headers.get("sec-fetch-site", "") in ("cross-site", "same-site"):
         raise Forbidden("repository control does not take requests from web pages")
-    engine.check_control(request.headers.get("x-admin-key", ""))
+    plane.check_control(request.headers.get("x-admin-key", ""))

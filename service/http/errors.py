@@ -1,6 +1,7 @@
-"""The one module that turns the service's errors into HTTP answers: {"error": ..., "detail": ...}.
+"""The service's errors as HTTP answers: {"error": ..., "detail": ...}.
 
-Domain errors (service/engine/domain.py) map by class; FastAPI's own validation and HTTP exceptions (the
+Domain errors (service/engine/domain.py) map by class through the one table (service/dataplane/errors.py, which the
+gRPC door reads too); FastAPI's own validation and HTTP exceptions (the
 non-inference routes) are rewritten into the same body shape, so every error a client sees says what
 was wrong, and the Open Inference Protocol's `{"error": "..."}` is met by the same body.
 """
@@ -15,24 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from service.engine.domain import (
-    BodyRefused,
-    DeadlineExceeded,
-    Forbidden,
-    InvalidInput,
-    NotAcceptable,
-    NotReady,
-    Retryable,
-    ServiceError,
-    Unauthorized,
-    UnknownModel,
-    UnsupportedMediaType,
-)
-
-STATUS: list[tuple[type[ServiceError], int]] = [  # first match wins
-    (InvalidInput, 422), (UnknownModel, 404), (Unauthorized, 401), (Forbidden, 403), (DeadlineExceeded, 504),
-    (UnsupportedMediaType, 415), (NotAcceptable, 406),
-]
+from service.dataplane.errors import answer
+from service.engine.domain import BodyRefused, InvalidInput, Retryable, ServiceError
 
 
 def json_error(status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None) -> Response:
@@ -41,15 +26,13 @@ def json_error(status: int, message: str, detail: Any = None, headers: dict[str,
 
 
 def status_of(exc: ServiceError) -> tuple[int, dict[str, str]]:
-    """HTTP status and extra headers for a domain error."""
+    """HTTP status (service/dataplane/errors.py's table) and the headers that go with it."""
+    headers = {}
     if isinstance(exc, Retryable):
-        return (503 if isinstance(exc, NotReady) else 429), {"Retry-After": str(exc.retry_after_s)}
-    if isinstance(exc, BodyRefused):
-        return (413 if exc.too_large else 408), {"Connection": "close"}
-    for cls, status in STATUS:
-        if isinstance(exc, cls):
-            return status, {}
-    return 500, {}
+        headers["Retry-After"] = str(exc.retry_after_s)
+    if isinstance(exc, BodyRefused):  # the rest of the body is not read: the connection cannot be reused
+        headers["Connection"] = "close"
+    return answer(exc).http, headers
 
 
 def error_response(exc: ServiceError) -> Response:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from service.engine.engine import Engine
-from service.engine.repository import Checkpoint
+from service.dataplane import DataPlane
+from service.engine.checkpoints import Checkpoint
 from service.http.admin import guard
 from service.http.errors import json_error
 from service.http.respond import json_response
@@ -22,17 +22,17 @@ def summary(ckpt: Checkpoint) -> dict[str, Any]:
     return {**ckpt.meta.listing(), "metrics": ckpt.metrics, "name": ckpt.name, "version": ckpt.version}
 
 
-def _state(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+def _state(request: Request) -> DataPlane:
+    plane: DataPlane = request.app.state.plane
+    return plane
 
 
 @router.get("/models")
 async def list_models(request: Request) -> Response:
     """Every model in the repository (newest version) with its meta; `versions` lists all versions."""
     st = _state(request)
-    out = [{**summary(st.newest(n)), "versions": sorted(st.models[n]), "default": n == st.default_model}
-           for n in sorted(st.models)]
+    out = [{**summary(st.newest(n)), "versions": st.versions(n), "default": n == st.default_model}
+           for n in st.names()]
     return json_response({"models": out})
 
 
@@ -43,7 +43,7 @@ async def get_model(name: str, request: Request, version: int | None = None) -> 
     ckpt = st.resolve(name, version)
     full = {k: v for k, v in ckpt.meta.raw.items() if k != "metrics"}  # legacy figures live in "metrics" below
     return json_response({**full, "metrics": ckpt.metrics, "name": ckpt.name, "version": ckpt.version,
-                          "versions": sorted(st.models[name])})
+                          "versions": st.versions(ckpt.name)})
 
 
 @router.post("/admin/reload", responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
@@ -65,19 +65,13 @@ async def healthz() -> Response:
 async def readyz(request: Request) -> Response:
     """Readiness: models loaded and not draining; 503 otherwise."""
     st = _state(request)
-    if st.draining:
-        return json_error(503, "draining for shutdown", None, {"Retry-After": str(st.settings.retry_after_s)})
-    if not st.ready:
-        return json_error(503, "not ready", st.load_errors, {"Retry-After": str(st.settings.retry_after_s)})
-    return json_response({"status": "ready", "device": str(st.runtime.device), "models": sorted(st.models)})
+    ready, said = st.readiness()
+    if not ready:
+        return json_error(503, said["error"], said.get("detail"), {"Retry-After": str(st.settings.retry_after_s)})
+    return json_response(said)
 
 
 @router.get("/metrics", responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(request: Request) -> Response:
     """Prometheus exposition."""
-    st = _state(request)
-    st.metrics.queue_rows.set(st.queued_rows())
-    st.metrics.queue_bytes.set(st.budget.held)
-    for model, seconds in st.estimated_wait().items():
-        st.metrics.estimated_wait.labels(model).set(seconds)
-    return Response(generate_latest(st.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(_state(request).metrics_text(), media_type=CONTENT_TYPE_LATEST)

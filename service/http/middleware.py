@@ -9,7 +9,6 @@ them knows an endpoint: labels come from the route the router matched.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import itertools
 import logging
 import os
@@ -19,8 +18,8 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.engine.domain import BodyRefused, Unauthorized
-from service.engine.engine import Engine
+from service.dataplane import DataPlane
+from service.engine.domain import BodyRefused, BodyTooLarge, BodyTooSlow, Unauthorized
 from service.http.errors import error_response
 
 log = logging.getLogger("vaeserve.access")
@@ -48,7 +47,7 @@ def route_label(scope: Scope) -> str:
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, state: Engine) -> None:
+    def __init__(self, app: ASGIApp, state: DataPlane) -> None:
         self.app, self.state = app, state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,7 +83,7 @@ class RequestContext:
             return msg
 
         t0 = time.perf_counter()
-        state.last_request_at = time.monotonic()
+        state.touch()
         try:
             await self.app(scope, receive_watching, send_with_context)
         except (OSError, ClientDisconnect):  # could not send: the client has gone (uvicorn's ClientDisconnected)
@@ -93,31 +92,32 @@ class RequestContext:
             if scope.get(GONE) and not complete:
                 status = CLIENT_CLOSED
             elapsed = time.perf_counter() - t0
-            self.state.metrics.observe_request(route_label(scope), status, elapsed)
+            state.observe(route_label(scope), status, elapsed)
             if status >= 400 or log.isEnabledFor(logging.DEBUG):
                 log.info("request", extra={"request_id": rid.decode("latin1"), "method": scope["method"],
                                            "path": scope["path"], "status": status, "ms": round(elapsed * 1000, 2)})
 
 
 class ApiKeyAuth:
-    def __init__(self, app: ASGIApp, state: Engine) -> None:
+    def __init__(self, app: ASGIApp, state: DataPlane) -> None:
         self.app, self.state = app, state
-        self.key = (state.settings.api_key or "").encode()
+        self.key = bool(state.settings.api_key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if (scope["type"] == "http" and self.key and path not in OPEN and not path.startswith(OPEN_PREFIX)
                 and scope["method"] != "OPTIONS"):
             given = next((v for k, v in scope["headers"] if k == b"x-api-key"), b"")
-            if not hmac.compare_digest(given, self.key):
-                self.state.metrics.rejections.labels("unauthorized").inc()
-                await error_response(Unauthorized("missing or wrong X-API-Key header"))(scope, receive, send)
+            try:
+                self.state.check_api_key(given)
+            except Unauthorized as exc:
+                await error_response(exc)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, state: Engine) -> None:
+    def __init__(self, app: ASGIApp, state: DataPlane) -> None:
         self.app, self.state = app, state
         self.watch = BodyWatch(state.settings.body_timeout_s)
 
@@ -128,9 +128,9 @@ class BodyLimit:
         s = self.state.settings
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if length is not None and (not length.isdigit() or int(length) > s.max_body_bytes):
-            self.state.metrics.rejections.labels("body_too_large").inc()
-            refused = BodyRefused(f"body of {length.decode('latin1')[:20]} bytes; at most {s.max_body_bytes} bytes "
-                                  "allowed", too_large=True)
+            self.state.reject("body_too_large")
+            refused = BodyTooLarge(f"body of {length.decode('latin1')[:20]} bytes; at most {s.max_body_bytes} bytes "
+                                   "allowed")
             await error_response(refused)(scope, receive, send)
             return
         await _LimitedBody(self, scope, receive, send).run()
@@ -177,7 +177,7 @@ class _LimitedBody:
         self._task: asyncio.Task[Any] | None = None
 
     def _refuse(self, reason: str, exc: BodyRefused) -> BodyRefused:
-        self.state.metrics.rejections.labels(reason).inc()
+        self.state.reject(reason)
         self.refused = exc
         return exc
 
@@ -202,16 +202,15 @@ class _LimitedBody:
                 raise
             if self._task is not None:
                 self._task.uncancel()
-            raise self._refuse("body_timeout", BodyRefused(f"body not received within {s.body_timeout_s}s",
-                                                           too_large=False)) from None
+            raise self._refuse("body_timeout", BodyTooSlow(f"body not received within {s.body_timeout_s}s")) from None
         finally:
             self.watch.waiting.discard(self)
         if msg["type"] == "http.request":
             self.body_done = not msg.get("more_body", False)
             self.received += len(msg.get("body", b""))
             if self.received > s.max_body_bytes:
-                raise self._refuse("body_too_large", BodyRefused(
-                    f"body larger than {s.max_body_bytes} bytes allowed", too_large=True))
+                raise self._refuse("body_too_large", BodyTooLarge(
+                    f"body larger than {s.max_body_bytes} bytes allowed"))
         return msg
 
     async def send(self, msg: Message) -> None:
@@ -230,5 +229,5 @@ class _LimitedBody:
         except BodyRefused:
             if not self.answered:
                 self.answered = True
-                refused = self.refused or BodyRefused("body refused", too_large=True)
+                refused = self.refused or BodyTooLarge("body refused")
                 await error_response(refused)(self.scope, self._receive, self._send)

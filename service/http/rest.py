@@ -1,4 +1,4 @@
-"""The REST door's five inference endpoints: schema -> typed rows (the engine's rules) -> engine -> response."""
+"""The REST door's five inference endpoints: schema -> typed rows (the engine's rules) -> the dataplane -> response."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from checkpoint.sampling import SEED_BLOCK, balanced_labels, noise_blocks, seeded_normal
+from service.dataplane import DataPlane
 from service.engine import rules
 from service.engine.admission import Ticket
+from service.engine.checkpoints import Checkpoint
 from service.engine.domain import InvalidInput, NotAcceptable, UnsupportedMediaType
-from service.engine.engine import Engine
 from service.engine.ops import Op, Rows
-from service.engine.repository import Checkpoint
 from service.http import arrays, zipstream
 from service.http.arrays import ArraySpec
 from service.http.errors import invalid_body
@@ -110,24 +110,24 @@ IMAGE_DTYPES = ("u1", "f4", "f8")
 LABEL_DTYPES = ("i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8")
 
 
-def image_specs(engine: Engine) -> dict[str, ArraySpec]:
-    rows = engine.settings.max_rows
+def image_specs(plane: DataPlane) -> dict[str, ArraySpec]:
+    rows = plane.settings.max_rows
     return {"images": ArraySpec("images", IMAGE_DTYPES, rows * 784),
             "labels": ArraySpec("labels", LABEL_DTYPES, rows, 2)}
 
 
-def image_array(x: np.ndarray, engine: Engine, name: str = "images") -> torch.Tensor:
+def image_array(x: np.ndarray, plane: DataPlane, name: str = "images") -> torch.Tensor:
     """(B, 28, 28), (B, 1, 28, 28) or (B, 784) pixels: uint8 0..255 or floats in [0, 1] -> the engine's rules."""
     if x.ndim == 2 and x.shape[1] == 784:
         x = x.reshape(len(x), 28, 28)
     if x.dtype == np.uint8:
         x = x.astype(np.float32) * np.float32(1 / 255)
-    return rules.images(x, engine.settings.max_rows, name=name)
+    return rules.images(x, plane.settings.max_rows, name=name)
 
 
-def images_tensor(images: list[Image], engine: Engine) -> torch.Tensor:
+def images_tensor(images: list[Image], plane: DataPlane) -> torch.Tensor:
     """(B, 1, 28, 28) float32 from pixel lists and/or base64 PNGs, checked by the engine's rules."""
-    rules.row_count(len(images), engine.settings.max_rows, "images")
+    rules.row_count(len(images), plane.settings.max_rows, "images")
     out = np.empty((len(images), 1, 28, 28), dtype=np.float32)
     for i, img in enumerate(images):
         if img.pixels is not None:
@@ -137,34 +137,34 @@ def images_tensor(images: list[Image], engine: Engine) -> torch.Tensor:
                 out[i, 0] = png_to_array(img.png or "")
             except ImageError as exc:
                 raise InvalidInput(f"images[{i}]: {exc}") from exc
-    return rules.images(out, engine.settings.max_rows, name="images")
+    return rules.images(out, plane.settings.max_rows, name="images")
 
 
-def latents_tensor(z: list[list[float]], ckpt: Checkpoint, engine: Engine, field: str = "z") -> torch.Tensor:
+def latents_tensor(z: list[list[float]], ckpt: Checkpoint, plane: DataPlane, field: str = "z") -> torch.Tensor:
     bad = next((i for i, row in enumerate(z) if len(row) != ckpt.latent_dim), None)
     if bad is not None:
         raise InvalidInput(f"{field}[{bad}] has {len(z[bad])} values; model {ckpt.name} takes "
                            f"latent vectors of exactly {ckpt.latent_dim}")
     arr = np.asarray(z, dtype=np.float32).reshape(len(z), ckpt.latent_dim)
-    return rules.latents(arr, ckpt.latent_dim, ckpt.name, engine.settings.max_rows, name=field)
+    return rules.latents(arr, ckpt.latent_dim, ckpt.name, plane.settings.max_rows, name=field)
 
 
 def labels_tensor(labels: list[int] | None, ckpt: Checkpoint, n: int) -> torch.Tensor | None:
     return rules.labels(labels, ckpt.num_classes, n, ckpt.name)
 
 
-async def images_input(request: Request, json_model: type[T], options: type[T], engine: Engine,
+async def images_input(request: Request, json_model: type[T], options: type[T], plane: DataPlane,
                        ticket: Ticket) -> tuple[T, torch.Tensor, object]:
     """(the request's options, its images (B, 1, 28, 28) float32, its labels or None) from a JSON body or an array
     body (.npy of images; .npz of images and labels)."""
     if body_type(request) in ARRAY_TYPES:
-        opts, got = await parse_arrays(request, options, ticket, image_specs(engine))
-        return opts, image_array(got["images"], engine), got.get("labels")
+        opts, got = await parse_arrays(request, options, ticket, image_specs(plane))
+        return opts, image_array(got["images"], plane), got.get("labels")
     req = await parse(request, json_model, ticket)
-    return req, images_tensor(req.images, engine), req.labels  # type: ignore[attr-defined]
+    return req, images_tensor(req.images, plane), req.labels  # type: ignore[attr-defined]
 
 
-async def interpolate_arrays(request: Request, engine: Engine, ticket: Ticket) -> InterpolateRequest:
+async def interpolate_arrays(request: Request, plane: DataPlane, ticket: Ticket) -> InterpolateRequest:
     """Interpolate's ends as arrays: a .npz of `start` and `end` (each a latent (m,) or an image (28, 28)), or a
     .npy of both stacked ((2, m) or (2, 28, 28)); read into the JSON request (two rows: nothing to gain by more)."""
     opts, got = await parse_arrays(request, InterpolateOptions, ticket, {
@@ -196,13 +196,13 @@ def decode_op(dtype: str, fmt: str) -> Op:
     return Op.DECODE_U8 if dtype == "uint8" and fmt != "png" else Op.DECODE
 
 
-async def encode(request: Request, engine: Engine, ticket: Ticket) -> Response:
+async def encode(request: Request, plane: DataPlane, ticket: Ticket) -> Response:
     """Encode images to the posterior q(z|x): mu and logvar (null for deterministic autoencoders);
     with `sample`, also z = mu + sigma * eps, seeded by `seed`."""
-    req, x, lab = await images_input(request, EncodeRequest, EncodeOptions, engine, ticket)
-    ckpt = engine.resolve(req.model, req.version)
+    req, x, lab = await images_input(request, EncodeRequest, EncodeOptions, plane, ticket)
+    ckpt = plane.resolve(req.model, req.version)
     labels = labels_tensor(lab, ckpt, len(x))
-    out = (await engine.run(ckpt, Op.ENCODE, Rows(x, labels), ticket)).numpy()
+    out = (await plane.run(ckpt, Op.ENCODE, Rows(x, labels), ticket)).numpy()
     m = ckpt.latent_dim
     mu, logvar = out[:, :m], out[:, m:]
     payload: dict[str, object] = {"model": ckpt.name, "version": ckpt.version, "mu": mu,
@@ -220,31 +220,31 @@ async def encode(request: Request, engine: Engine, ticket: Ticket) -> Response:
     return json_response(payload)
 
 
-async def decode(request: Request, engine: Engine, ticket: Ticket) -> Response:
+async def decode(request: Request, plane: DataPlane, ticket: Ticket) -> Response:
     """Decode latent vectors to images: the mean of p(x|z), 28x28 in [0,1]."""
     if body_type(request) in ARRAY_TYPES:
-        rows = engine.settings.max_rows
+        rows = plane.settings.max_rows
         req, got = await parse_arrays(request, DecodeOptions, ticket, {
             "z": ArraySpec("z", ("f4", "f8"), rows * 4096), "labels": ArraySpec("labels", LABEL_DTYPES, rows, 2)})
-        ckpt = engine.resolve(req.model, req.version)
+        ckpt = plane.resolve(req.model, req.version)
         z = rules.latents(got["z"], ckpt.latent_dim, ckpt.name, rows)
         lab: object = got.get("labels")
     else:
         req = await parse(request, DecodeRequest, ticket)
-        ckpt = engine.resolve(req.model, req.version)
-        z, lab = latents_tensor(req.z, ckpt, engine), req.labels
+        ckpt = plane.resolve(req.model, req.version)
+        z, lab = latents_tensor(req.z, ckpt, plane), req.labels
     labels = labels_tensor(lab, ckpt, len(z))
-    imgs = (await engine.run(ckpt, decode_op(req.dtype, req.format), Rows(z, labels), ticket)).numpy()
+    imgs = (await plane.run(ckpt, decode_op(req.dtype, req.format), Rows(z, labels), ticket)).numpy()
     return await respond(request, {"model": ckpt.name, "version": ckpt.version}, imgs, req.format, ckpt.name,
                          ckpt.version, dtype=req.dtype)
 
 
-async def sample(request: Request, engine: Engine, ticket: Ticket) -> Response:
+async def sample(request: Request, plane: DataPlane, ticket: Ticket) -> Response:
     """Draw n digits: decode z ~ N(0, temperature^2 I), or, for a checkpoint with a learned prior, its prior's
     latents for that noise. The same seed gives the same digits."""
     if body_type(request) in ARRAY_TYPES:  # the labels, one per digit, as an array (n is their count)
         opts, got = await parse_arrays(request, SampleRequest, ticket, {
-            "labels": ArraySpec("labels", LABEL_DTYPES, engine.settings.max_stream_sample, 2)})
+            "labels": ArraySpec("labels", LABEL_DTYPES, plane.settings.max_stream_sample, 2)})
         lab = got.get("labels")
         if lab is None or opts.labels is not None:
             raise InvalidInput("a /sample array body is its labels (one per digit); send no labels parameter")
@@ -256,11 +256,11 @@ async def sample(request: Request, engine: Engine, ticket: Ticket) -> Response:
         req = opts.model_copy(update={"n": n, "labels": lab.reshape(-1).tolist()})
     else:
         req = await parse(request, SampleRequest, ticket)
-    ckpt = engine.resolve(req.model, req.version)
+    ckpt = plane.resolve(req.model, req.version)
     if not ckpt.generative:
         raise InvalidInput(f"model {ckpt.name} ({ckpt.meta.kind}) is not generative: it has no prior to "
                             "sample from; use a vae or cvae model")
-    s = engine.settings
+    s = plane.settings
     npz = wants_npz(request) and not wants_npy(request) and req.n > s.max_sample  # labelled sets past max_sample
     streamed = npz or (wants_npy(request) and (req.n >= s.stream_min_rows or req.n > s.max_sample))
     if streamed and req.n > s.max_stream_sample:
@@ -291,7 +291,7 @@ async def sample(request: Request, engine: Engine, ticket: Ticket) -> Response:
     blocks = noise_blocks(seed, req.n, ckpt.latent_dim, req.temperature)
     if streamed:
         ticket.scale(math.ceil(req.n / SEED_BLOCK))  # one deadline, scaled with the work
-        parts = engine.stream(ckpt, op, (Rows(z, labels_for(start, len(z))) for start, z in blocks), ticket)
+        parts = plane.stream(ckpt, op, (Rows(z, labels_for(start, len(z))) for start, z in blocks), ticket)
         if npz:  # images streamed beside the labels (and the seed); z is left out: the seed remakes it
             whole = {"seed": np.asarray(seed)}
             if ckpt.num_classes:
@@ -301,8 +301,8 @@ async def sample(request: Request, engine: Engine, ticket: Ticket) -> Response:
     z = torch.cat([z for _, z in blocks])
     labels = labels_for(0, req.n)
     if ckpt.has_prior and not wants_npy(request):  # the answer carries z: the learned prior's latents
-        z = await engine.run(ckpt, Op.PRIOR, Rows(z, labels), ticket)  # p(z | y) reads the labels
-    imgs = (await engine.run(ckpt, op, Rows(z, labels), ticket)).numpy()
+        z = await plane.run(ckpt, Op.PRIOR, Rows(z, labels), ticket)  # p(z | y) reads the labels
+    imgs = (await plane.run(ckpt, op, Rows(z, labels), ticket)).numpy()
     payload = {"model": ckpt.name, "version": ckpt.version, "z": z.numpy(), "seed": seed,
                "labels": None if labels is None else labels.tolist()}
     return await respond(request, payload, imgs, req.format, ckpt.name, ckpt.version, {"x-seed": str(seed)},
@@ -323,48 +323,48 @@ def path_points(a: torch.Tensor, b: torch.Tensor, steps: int, method: str) -> to
     return (1 - t) * a + t * b
 
 
-async def interpolate(request: Request, engine: Engine, ticket: Ticket) -> Response:
+async def interpolate(request: Request, plane: DataPlane, ticket: Ticket) -> Response:
     """Walk the latent space from start to end (each a z, or an image's encoder mean) in `steps` points."""
     if body_type(request) in ARRAY_TYPES:
-        req = await interpolate_arrays(request, engine, ticket)
+        req = await interpolate_arrays(request, plane, ticket)
     else:
         req = await parse(request, InterpolateRequest, ticket)
-    ckpt = engine.resolve(req.model, req.version)
+    ckpt = plane.resolve(req.model, req.version)
     if ckpt.num_classes and req.label is None:
         raise InvalidInput(f"model {ckpt.name} is conditional: send 'label', the class (0..{ckpt.num_classes - 1}) "
                             "of every image on the path")
     label = labels_tensor(None if req.label is None else [req.label], ckpt, 1)  # 422 for an unconditional model
-    if req.steps > engine.settings.max_steps:
-        raise InvalidInput(f"steps={req.steps}; at most {engine.settings.max_steps} allowed")
+    if req.steps > plane.settings.max_steps:
+        raise InvalidInput(f"steps={req.steps}; at most {plane.settings.max_steps} allowed")
     ends: list[torch.Tensor | None] = []
     images: list[Image] = []
     for name, end in (("start", req.start), ("end", req.end)):
         if end.z is not None:
-            ends.append(latents_tensor([end.z], ckpt, engine, f"{name}.z")[0])
+            ends.append(latents_tensor([end.z], ckpt, plane, f"{name}.z")[0])
         elif end.image is not None:  # the schema guarantees exactly one of the two
             ends.append(None)
             images.append(end.image)
     if images:
-        x = images_tensor(images, engine)
+        x = images_tensor(images, plane)
         lab = None if label is None else label.expand(len(x))
-        mus = await engine.run(ckpt, Op.ENCODE, Rows(x, lab), ticket)
+        mus = await plane.run(ckpt, Op.ENCODE, Rows(x, lab), ticket)
         it = iter(mus[:, : ckpt.latent_dim])
         ends = [e if e is not None else next(it) for e in ends]
     a, b = ends
     assert a is not None and b is not None
     z = path_points(a, b, req.steps, req.method)
     lab = None if label is None else label.expand(len(z))
-    imgs = (await engine.run(ckpt, Op.DECODE, Rows(z, lab), ticket)).numpy()
+    imgs = (await plane.run(ckpt, Op.DECODE, Rows(z, lab), ticket)).numpy()
     return await respond(request, {"model": ckpt.name, "version": ckpt.version, "z": z.numpy()}, imgs,
                          req.format, ckpt.name, ckpt.version, dtype=req.dtype)
 
 
-async def reconstruct(request: Request, engine: Engine, ticket: Ticket) -> Response:
+async def reconstruct(request: Request, plane: DataPlane, ticket: Ticket) -> Response:
     """Reconstruct images through the encoder mean and decoder; also each image's MSE per pixel."""
-    req, x, lab = await images_input(request, ReconstructRequest, ReconstructOptions, engine, ticket)
-    ckpt = engine.resolve(req.model, req.version)
+    req, x, lab = await images_input(request, ReconstructRequest, ReconstructOptions, plane, ticket)
+    ckpt = plane.resolve(req.model, req.version)
     labels = labels_tensor(lab, ckpt, len(x))
-    imgs = (await engine.run(ckpt, Op.RECONSTRUCT, Rows(x, labels), ticket)).numpy()
+    imgs = (await plane.run(ckpt, Op.RECONSTRUCT, Rows(x, labels), ticket)).numpy()
     mse = ((imgs - x.numpy()[:, 0]) ** 2).mean(axis=(1, 2))
     return await respond(request, {"model": ckpt.name, "version": ckpt.version, "mse": mse}, imgs, req.format,
                          ckpt.name, ckpt.version, dtype=req.dtype)

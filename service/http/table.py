@@ -6,7 +6,7 @@ This one table drives
   admission  every row's handler runs inside one admission step: ready check, in-flight cap, one deadline;
   OpenAPI    the bodies and answers of these paths in /openapi.json;
   metrics    the route label is the row's path template (read from the matched route by RequestContext).
-Adding an endpoint: write `async def handler(request, engine, ticket) -> Response` (service/http/rest.py) and add
+Adding an endpoint: write `async def handler(request, plane, ticket) -> Response` (service/http/rest.py) and add
 a row here.
 """
 
@@ -26,9 +26,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.dataplane import DataPlane
+from service.dataplane.errors import openapi_responses
 from service.engine.admission import Ticket
 from service.engine.domain import ServiceError
-from service.engine.engine import Engine
 from service.http import rest, v2
 from service.http.errors import error_response, json_error
 from service.http.middleware import GONE
@@ -47,7 +48,7 @@ from service.http.schemas import (
     SampleResponse,
 )
 
-Handler = Callable[[Request, Engine, Ticket], Awaitable[Response]]
+Handler = Callable[[Request, DataPlane, Ticket], Awaitable[Response]]
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
@@ -96,13 +97,12 @@ class Admitted:
         self.handler, self.watch = handler, watch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        engine: Engine = scope["app"].state.engine
+        plane: DataPlane = scope["app"].state.plane
         cancel = _CancelOnDisconnect(scope, receive, self.watch)
         request = Request(scope, cancel.receive)
         try:
-            engine.check_ready()
-            with engine.admission.admit() as ticket:
-                response = await self.handler(request, engine, ticket)
+            with plane.admit() as ticket:
+                response = await self.handler(request, plane, ticket)
         except ServiceError as exc:
             response = error_response(exc)
         except ClientDisconnect:  # nobody left to answer
@@ -234,9 +234,7 @@ def openapi(schema: dict[str, Any]) -> dict[str, Any]:
                                  ref_template=ref)
     schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
     error = {"content": {"application/json": {"schema": {"$ref": ref.format(model="ErrorResponse")}}}}
-    codes = {"401": "unauthorized", "404": "unknown model", "408": "body too slow", "413": "body too large",
-             "406": "Accept names a type this answer cannot take", "415": "body neither JSON nor .npy/.npz",
-             "422": "invalid input", "429": "overloaded", "503": "not ready", "504": "deadline passed"}
+    codes = {c: d for c, d in openapi_responses().items() if c != "403"}  # 403: repository control only
     for e in ENDPOINTS:
         doc = (e.handler.__doc__ or "").strip()
         ok = {"application/json": {"schema": {"$ref": ref.format(model=e.response.__name__)}},

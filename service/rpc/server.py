@@ -1,12 +1,9 @@
 """The Open Inference Protocol over gRPC: `inference.GRPCInferenceService` and the standard `grpc.health.v1`
 service, on grpcio's asyncio server in the same process and event loop as HTTP, over the same engine.
 
-Each RPC decodes its message once, calls the engine (service/oip.py for the v2 model view), and encodes the answer;
-domain errors become gRPC status codes here, the one place that knows them:
-
-  InvalidInput -> INVALID_ARGUMENT     UnknownModel -> NOT_FOUND        Unauthorized -> UNAUTHENTICATED
-  Forbidden -> PERMISSION_DENIED       NotReady -> UNAVAILABLE          Overloaded -> RESOURCE_EXHAUSTED
-  DeadlineExceeded -> DEADLINE_EXCEEDED      (retryable ones carry `retry-after` in trailing metadata)
+Each RPC decodes its message once, calls the dataplane (service/dataplane), and encodes the answer; domain errors
+become gRPC status codes by the one table (service/dataplane/errors.py), retryable ones with `retry-after` in
+trailing metadata.
 
 A call's deadline becomes its request's deadline (when sooner than the server's); a call that is cancelled or runs
 past its deadline has its handler cancelled by grpcio, which takes its rows out of the engine's queue. Requests are
@@ -17,7 +14,6 @@ the same outcome, 499 for a call its client cancelled).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,40 +24,23 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from service import oip
-from service.engine.domain import (
-    DeadlineExceeded,
-    Forbidden,
-    InvalidInput,
-    NotReady,
-    Overloaded,
-    Retryable,
-    ServiceError,
-    Unauthorized,
-    UnknownModel,
-)
-from service.engine.engine import Engine
+from service.dataplane import DataPlane
+from service.dataplane.errors import answer
+from service.engine.domain import Retryable, ServiceError, UnknownModel
 from service.rpc import messages
 from service.rpc.codec import decode_inputs, encode_outputs, parameter
 
 log = logging.getLogger(__name__)
 
-CODES: list[tuple[type[ServiceError], grpc.StatusCode, int]] = [  # first match wins; (gRPC code, HTTP twin)
-    (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT, 422), (UnknownModel, grpc.StatusCode.NOT_FOUND, 404),
-    (Unauthorized, grpc.StatusCode.UNAUTHENTICATED, 401), (Forbidden, grpc.StatusCode.PERMISSION_DENIED, 403),
-    (NotReady, grpc.StatusCode.UNAVAILABLE, 503), (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
-    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED, 504),
-]
 OPEN = {"ServerLive", "ServerReady"}  # like /v2/health/*: probes need no API key
 HEALTH_POLL_S = 0.5  # readiness changes (reload, drain) reach the health service within this
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
 def code_of(exc: ServiceError) -> tuple[grpc.StatusCode, int]:
-    for cls, code, status in CODES:
-        if isinstance(exc, cls):
-            return code, status
-    return grpc.StatusCode.INTERNAL, 500
+    """The gRPC code and its HTTP twin (for the request metrics), from the one table."""
+    a = answer(exc)
+    return getattr(grpc.StatusCode, a.grpc), a.http
 
 
 def _meta(context: grpc.aio.ServicerContext, key: str) -> str:
@@ -71,10 +50,10 @@ def _meta(context: grpc.aio.ServicerContext, key: str) -> str:
 class GrpcDoor:
     """The gRPC server of one process: start() after the engine has loaded, stop(grace) at shutdown."""
 
-    def __init__(self, engine: Engine, stats: oip.Statistics) -> None:
-        self.engine, self.stats = engine, stats
-        s = engine.settings
-        self.api_key = (s.api_key or "").encode()
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
+        s = plane.settings
+        self.api_key = bool(s.api_key)
         limit = s.grpc_max_message_bytes
         # so_reuseport off: a port already taken fails the start loudly instead of two servers sharing it
         self.server = grpc.aio.server(options=[("grpc.max_send_message_length", limit),
@@ -88,7 +67,7 @@ class GrpcDoor:
         self._health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
-        s = self.engine.settings
+        s = self.plane.settings
         address = f"[{s.host}]:{s.grpc_port}" if ":" in s.host else f"{s.host}:{s.grpc_port}"
         self.port = self.server.add_insecure_port(address)
         await self.server.start()
@@ -106,7 +85,7 @@ class GrpcDoor:
 
     async def sync_health(self) -> None:
         """SERVING (the server and the inference service) while the engine serves; NOT_SERVING otherwise."""
-        status = (health_pb2.HealthCheckResponse.SERVING if self.engine.serving
+        status = (health_pb2.HealthCheckResponse.SERVING if self.plane.serving
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
         for service in ("", messages.SERVICE):
             await self.health.set(service, status)
@@ -114,8 +93,8 @@ class GrpcDoor:
     async def _poll_health(self) -> None:
         last = None
         while True:
-            if self.engine.serving != last:
-                last = self.engine.serving
+            if self.plane.serving != last:
+                last = self.plane.serving
                 await self.sync_health()
             await asyncio.sleep(HEALTH_POLL_S)
 
@@ -123,16 +102,15 @@ class GrpcDoor:
 
     def _unary(self, name: str, fn: Handler, req_cls: Any, resp_cls: Any) -> grpc.RpcMethodHandler:
         route = f"/{messages.SERVICE}/{name}"
-        engine, key, open_rpc = self.engine, self.api_key, name in OPEN
+        plane, key, open_rpc = self.plane, self.api_key, name in OPEN
 
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
             t0 = time.perf_counter()
-            engine.last_request_at = time.monotonic()
+            plane.touch()
             status = 200
             try:
-                if key and not open_rpc and not hmac.compare_digest(_meta(context, "x-api-key").encode(), key):
-                    engine.metrics.rejections.labels("unauthorized").inc()
-                    raise Unauthorized("missing or wrong x-api-key metadata")
+                if key and not open_rpc:
+                    plane.check_api_key(_meta(context, "x-api-key").encode())
                 return await fn(request, context)
             except ServiceError as exc:
                 code, status = code_of(exc)
@@ -146,7 +124,7 @@ class GrpcDoor:
                 status = 500
                 raise
             finally:
-                engine.metrics.observe_request(route, status, time.perf_counter() - t0)
+                plane.observe(route, status, time.perf_counter() - t0)
 
         return grpc.unary_unary_rpc_method_handler(handle, request_deserializer=req_cls.FromString,
                                                    response_serializer=resp_cls.SerializeToString)
@@ -157,53 +135,45 @@ class GrpcDoor:
         return messages.message("ServerLiveResponse")(live=True)
 
     async def ServerReady(self, req: Any, context: Any) -> Any:
-        return messages.message("ServerReadyResponse")(ready=self.engine.serving)
+        return messages.message("ServerReadyResponse")(ready=self.plane.serving)
 
     async def ModelReady(self, req: Any, context: Any) -> Any:
         try:
-            oip.split_name(self.engine, req.name, req.version)
-            ready = not self.engine.draining
+            self.plane.model(req.name, req.version)
+            ready = not self.plane.draining
         except UnknownModel:
             ready = False
         return messages.message("ModelReadyResponse")(ready=ready)
 
     async def ServerMetadata(self, req: Any, context: Any) -> Any:
-        return messages.message("ServerMetadataResponse")(**oip.SERVER, extensions=oip.extensions(self.engine))
+        return messages.message("ServerMetadataResponse")(**self.plane.server_metadata())
 
     async def ModelMetadata(self, req: Any, context: Any) -> Any:
-        ckpt, part = oip.split_name(self.engine, req.name, req.version)
-        return json_format.ParseDict(oip.describe(self.engine, ckpt, part),
+        return json_format.ParseDict(self.plane.model_metadata(req.name, req.version),
                                      messages.message("ModelMetadataResponse")())
 
     async def ModelConfig(self, req: Any, context: Any) -> Any:
-        ckpt, part = oip.split_name(self.engine, req.name, req.version)
-        config = json_format.ParseDict(oip.triton_config(self.engine, ckpt, part), messages.ModelConfig())
+        config = json_format.ParseDict(self.plane.model_config(req.name, req.version), messages.ModelConfig())
         return messages.message("ModelConfigResponse")(config=config)
 
     async def ModelStatistics(self, req: Any, context: Any) -> Any:
-        report = self.stats.report(self.engine, req.name, req.version)
+        report = self.plane.statistics(req.name, req.version)
         return json_format.ParseDict({"model_stats": report}, messages.message("ModelStatisticsResponse")())
 
     async def RepositoryIndex(self, req: Any, context: Any) -> Any:
-        index = oip.repository_index(self.engine, req.ready)
+        index = self.plane.repository_index(req.ready)
         return json_format.ParseDict({"models": index}, messages.message("RepositoryIndexResponse")())
 
     async def RepositoryModelLoad(self, req: Any, context: Any) -> Any:
-        self.engine.check_control(_meta(context, "x-admin-key"))
-        await self.engine.reload(only=oip.base_name(req.model_name))
+        await self.plane.load_model(req.model_name, _meta(context, "x-admin-key"))
         return messages.message("RepositoryModelLoadResponse")()
 
     async def RepositoryModelUnload(self, req: Any, context: Any) -> Any:
-        self.engine.check_control(_meta(context, "x-admin-key"))
-        await self.engine.unload(oip.base_name(req.model_name))
+        await self.plane.unload_model(req.model_name, _meta(context, "x-admin-key"))
         return messages.message("RepositoryModelUnloadResponse")()
 
     async def ModelInfer(self, req: Any, context: Any) -> Any:
-        engine = self.engine
-        engine.check_ready()
-        with engine.admission.admit() as ticket:
-            ticket.within(context.time_remaining())
-            ckpt, part = oip.split_name(engine, req.model_name, req.model_version)
-            ticket.priority = oip.request_priority(parameter(req.parameters, "priority"))
-            arrays = await oip.infer(engine, self.stats, ckpt, part, decode_inputs(req), ticket)
-            return encode_outputs(req, f"{ckpt.name}-{part}", ckpt.version, arrays)
+        with self.plane.admit(context.time_remaining()) as ticket:
+            name, version, arrays = await self.plane.infer(req.model_name, req.model_version, decode_inputs(req),
+                                                           parameter(req.parameters, "priority"), ticket)
+            return encode_outputs(req, name, version, arrays)

@@ -98,7 +98,7 @@ def test_unload_lets_queued_requests_finish(tiny_repo: Path) -> None:
 
     app = create_app(make_settings(tiny_repo, model_control=True, admin_key=ADMIN, max_batch_rows=50))
     with TestClient(app) as c:
-        runtime = app.state.engine.runtime
+        runtime = app.state.plane._engine.runtime
         real = runtime.run
 
         def slow(*args: object) -> object:

@@ -366,7 +366,7 @@ def test_concurrent_single_rows_equal_one_batch(tiny_repo: Path) -> None:
     single, whole = _with_lifespan(app, go)
     rows = np.array([r.json()["images"][0] for r in single])
     np.testing.assert_allclose(rows, np.array(whole[0].json()["images"]), atol=1e-5)
-    hist = app.state.engine.metrics.batch_rows.labels("vae-z4", "decode")
+    hist = app.state.plane._engine.metrics.batch_rows.labels("vae-z4", "decode")
     assert hist._sum.get() == 96  # every row went through a batch exactly once
 
 
@@ -395,7 +395,7 @@ def test_overload_answers_429_with_retry_after(tiny_repo: Path) -> None:
     assert set(codes) <= {200, 429} and 429 in codes and 200 in codes
     busy = next(r for r in rs if r.status_code == 429)
     assert int(busy.headers["retry-after"]) >= 1 and "queue full" in busy.json()["error"]
-    assert app.state.engine.budget.held == 0
+    assert app.state.plane._engine.scheduler.budget.held == 0
 
 
 def test_deadline_answers_504(tiny_repo: Path) -> None:

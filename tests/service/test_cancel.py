@@ -53,7 +53,7 @@ class Live:
 
     @property
     def engine(self) -> Engine:
-        return self.app.state.engine
+        return self.app.state.plane._engine
 
     def computed(self) -> float:
         return sum(s.value for metric in self.engine.metrics.rows_computed.collect() for s in metric.samples
@@ -105,7 +105,7 @@ def test_http_client_gone_stops_the_work(live: Live, accept: str) -> None:
     while live.status_count("/sample", "499") == gone_before and time.time() < deadline:
         time.sleep(0.05)
     assert live.status_count("/sample", "499") == gone_before + 1
-    assert live.engine.queued_rows() == 0 and live.engine.admission.inflight == 0
+    assert live.engine.scheduler.queued_rows() == 0 and live.engine.admission.inflight == 0
 
 
 def test_http_other_requests_unaffected(live: Live) -> None:
@@ -157,4 +157,4 @@ def test_grpc_cancel_and_deadline_stop_the_work(live: Live, how: str) -> None:
     deadline = time.time() + 5
     while live.status_count(route, "499") + live.status_count(route, "504") == gone_before and time.time() < deadline:
         time.sleep(0.05)
-    assert live.engine.queued_rows() == 0 and live.engine.admission.inflight == 0
+    assert live.engine.scheduler.queued_rows() == 0 and live.engine.admission.inflight == 0

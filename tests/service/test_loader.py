@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from service.engine.repository import Checkpoint, CheckpointError, load_checkpoint, scan
+from service.engine.checkpoints import Checkpoint, CheckpointError, load_checkpoint, scan
 from service.engine.runtime import Runtime
 
 

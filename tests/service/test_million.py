@@ -108,4 +108,4 @@ def test_a_labelled_set_past_max_sample_streams_as_npz(tiny_repo: Path) -> None:
         too_big = c.post("/sample", json={**body, "n": 1_400_000, "dtype": "float32"},  # 4.4 GB: zip64 land
                          headers={"accept": "application/x-npz"})
         assert too_big.status_code == 422 and "uint8" in too_big.json()["error"]
-        assert c.app.state.engine.queued_rows() == 0
+        assert c.app.state.plane._engine.scheduler.queued_rows() == 0

@@ -92,7 +92,7 @@ def test_checkpoint_without_a_prior_samples_the_standard_normal(client: TestClie
 
 def test_shipped_checkpoints_from_before_the_prior_still_load() -> None:
     from checkpoint import latents, prior_takes_labels
-    from service.engine.repository import load_checkpoint
+    from service.engine.checkpoints import load_checkpoint
 
     models = Path(__file__).resolve().parents[2] / "models"
     old = load_checkpoint(models / "deep-ae-z20" / "1" / "model.ts")  # exported before priors were recorded

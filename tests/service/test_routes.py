@@ -252,7 +252,7 @@ def test_every_inference_request_passes_one_admission(tiny_repo: Path) -> None:
     from tests.service.conftest import make_settings
 
     with TC(create_app(make_settings(tiny_repo, max_inflight=4))) as c:
-        adm = c.app.state.engine.admission
+        adm = c.app.state.plane._engine.admission
         v2 = {"inputs": [{"name": "z", "shape": [1, 4], "datatype": "FP32", "data": [0.0] * 4}]}
         for _ in range(3):
             assert c.post("/decode", json={"z": [[0.0] * 4]}).status_code == 200
@@ -276,7 +276,7 @@ def test_interpolate_has_one_deadline_for_both_steps(tiny_repo: Path) -> None:
     from tests.service.conftest import make_settings
 
     with TC(create_app(make_settings(tiny_repo, request_timeout_s=1.0))) as c:
-        runtime = c.app.state.engine.runtime
+        runtime = c.app.state.plane._engine.runtime
         real = runtime.run
 
         def slow(*args: object) -> torch.Tensor:
@@ -344,7 +344,7 @@ def test_large_npy_samples_are_streamed_with_the_same_bytes(tiny_repo: Path) -> 
     with TC(create_app(make_settings(tiny_repo, max_batch_rows=8, stream_min_rows=16))) as c:  # streamed
         streamed = c.post("/sample", json=body, headers=npy)
         streamed8 = c.post("/sample", json={**body, "dtype": "uint8"}, headers=npy)
-        assert c.app.state.engine.admission.inflight == 0  # the kept ticket was released at the end of the stream
+        assert c.app.state.plane._engine.admission.inflight == 0  # the kept ticket was released at the end of the stream
     assert streamed.status_code == 200 and streamed.headers["x-seed"] == "9"
     assert int(streamed.headers["content-length"]) == len(streamed.content)
     a, b = np.load(io.BytesIO(whole.content)), np.load(io.BytesIO(streamed.content))
@@ -365,7 +365,7 @@ def test_a_stream_longer_than_the_body_timeout_is_not_cut(tiny_repo: Path) -> No
 
     settings = make_settings(tiny_repo, max_batch_rows=8, stream_min_rows=16, body_timeout_s=0.3)
     with TC(create_app(settings)) as c:
-        runtime = c.app.state.engine.runtime
+        runtime = c.app.state.plane._engine.runtime
         real = runtime.run
 
         def slow(*args: object) -> torch.Tensor:

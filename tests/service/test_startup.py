@@ -75,9 +75,9 @@ def test_an_unset_default_is_the_newest_generative_model(tiny_repo: Path) -> Non
 
     with TestClient(create_app(Settings(model_repository=tiny_repo, grpc_port=0))) as c:
         assert c.get("/readyz").status_code == 200
-        engine = c.app.state.engine  # type: ignore[attr-defined]
-        newest = max((engine.newest(n).stamp[0], n) for n in engine.models if engine.newest(n).generative)[1]
-        assert engine.default_model == newest
+        plane = c.app.state.plane  # type: ignore[attr-defined]
+        newest = max((plane.newest(n).stamp[0], n) for n in plane.names() if plane.newest(n).generative)[1]
+        assert plane.default_model == newest
         r = c.post("/sample", json={"n": 2, "seed": 1})
         assert r.status_code == 200 and r.json()["model"] == newest
         assert [m["name"] for m in c.get("/models").json()["models"] if m["default"]] == [newest]

@@ -1,6 +1,6 @@
-"""The Open Inference Protocol's view of the repository, shared by its two doors (HTTP: service/http/v2.py, gRPC:
-service/rpc/server.py): each checkpoint is two tensor-in/tensor-out models, <name>-encoder and <name>-decoder,
-and a generative one a third, <name>-sampler.
+"""The Open Inference Protocol's view of the repository, the dataplane's (both doors, HTTP's service/http/v2.py and
+gRPC's service/rpc/server.py, ask it through service/dataplane): each checkpoint is two tensor-in/tensor-out
+models, <name>-encoder and <name>-decoder, and a generative one a third, <name>-sampler.
 
   <name>-encoder: input  x  FP32 [-1, 1, 28, 28] in [0,1] -> outputs mu, logvar FP32 [-1, m]
   <name>-decoder: input  z  FP32 [-1, m] -> x FP32 [-1, 1, 28, 28]
@@ -9,33 +9,47 @@ and a generative one a third, <name>-sampler.
                   bulk over either door by sending its own noise in chunks
   a conditional model's encoder, decoder and sampler also take labels INT64 [-1] (one class per row)
 
-Doors decode their wire format into NumPy arrays by input name and call `infer`; metadata, Triton's model
-configuration, the repository index and statistics are plain values here, which each door encodes its own way.
+Metadata, Triton's model configuration, the repository index and statistics are plain values here, which each door
+encodes its own way; `compute` runs one v2 model's inputs through the engine.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 from service.engine import rules
 from service.engine.admission import Ticket
+from service.engine.checkpoints import Checkpoint
 from service.engine.domain import InvalidInput, UnknownModel
 from service.engine.engine import Engine
 from service.engine.ops import Op, Rows
-from service.engine.repository import Checkpoint
 
 SERVER = {"name": "vaeserve", "version": "0.1.0"}
-PARTS = ("encoder", "decoder", "sampler")
-INPUT = {"encoder": "x", "decoder": "z", "sampler": "eps"}
 
 
-def parts(ckpt: Checkpoint) -> tuple[str, ...]:
+class Part(StrEnum):
+    """The v2 models of one checkpoint, named <name>-<part>."""
+
+    ENCODER = "encoder"
+    DECODER = "decoder"
+    SAMPLER = "sampler"
+
+    @property
+    def input(self) -> str:
+        """Its one tensor input (beside a conditional model's labels)."""
+        return {Part.ENCODER: "x", Part.DECODER: "z", Part.SAMPLER: "eps"}[self]
+
+
+def parts(ckpt: Checkpoint) -> tuple[Part, ...]:
     """The v2 models of a checkpoint: a sampler only where there is a prior to sample."""
-    return PARTS if ckpt.generative else PARTS[:2]
+    return tuple(Part) if ckpt.generative else (Part.ENCODER, Part.DECODER)
+
+
 # model_repository is announced only where load and unload work (VAESERVE_MODEL_CONTROL=true)
 EXTENSIONS = ["binary_tensor_data", "model_configuration", "statistics"]
 
@@ -53,47 +67,48 @@ def version_number(version: str | None) -> int | None:
     return int(version)
 
 
-def split_name(engine: Engine, model: str, version: str | None = None) -> tuple[Checkpoint, str]:
+def split_name(engine: Engine, model: str, version: str | None = None) -> tuple[Checkpoint, Part]:
     """<name>-encoder / -decoder / -sampler -> (checkpoint, part); UnknownModel otherwise."""
-    for part in PARTS:
+    repo = engine.repository
+    for part in Part:
         if model.endswith("-" + part):
-            ckpt = engine.resolve(model[: -len(part) - 1], version_number(version))
+            ckpt = repo.resolve(model[: -len(part) - 1], version_number(version))
             if part not in parts(ckpt):
                 raise UnknownModel(f"{ckpt.name} is not generative: it has no sampler")
             return ckpt, part
     raise UnknownModel(f"unknown model {model[:200]!r}; v2 models are <name>-encoder, -decoder and -sampler",
-                       {"available": [f"{n}-{p}" for n in sorted(engine.models) for p in parts(engine.newest(n))]})
+                       {"available": [f"{n}-{p}" for n in repo.names() for p in parts(repo.newest(n))]})
 
 
 def base_name(model: str) -> str:
     """The checkpoint behind a v2 name (load/unload take either form)."""
-    for part in PARTS:
+    for part in Part:
         if model.endswith("-" + part):
             return model[: -len(part) - 1]
     return model
 
 
-def io_spec(ckpt: Checkpoint, part: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def io_spec(ckpt: Checkpoint, part: Part) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(inputs, outputs) as name, datatype, shape with -1 for the batch."""
     m = ckpt.latent_dim
     image = {"datatype": "FP32", "shape": [-1, 1, 28, 28]}
     latent = {"datatype": "FP32", "shape": [-1, m]}
-    if part == "encoder":
+    if part is Part.ENCODER:
         inputs, outputs = [{"name": "x", **image}], [{"name": "mu", **latent}, {"name": "logvar", **latent}]
     else:
-        inputs, outputs = [{"name": INPUT[part], **latent}], [{"name": "x", **image}]
+        inputs, outputs = [{"name": part.input, **latent}], [{"name": "x", **image}]
     if ckpt.num_classes:  # conditional: one class per row, on both halves
         inputs.append({"name": "labels", "datatype": "INT64", "shape": [-1]})
     return inputs, outputs
 
 
-def describe(engine: Engine, ckpt: Checkpoint, part: str) -> dict[str, Any]:
+def describe(engine: Engine, ckpt: Checkpoint, part: Part) -> dict[str, Any]:
     inputs, outputs = io_spec(ckpt, part)
-    return {"name": f"{ckpt.name}-{part}", "versions": [str(v) for v in sorted(engine.models[ckpt.name])],
+    return {"name": f"{ckpt.name}-{part}", "versions": [str(v) for v in engine.repository.versions(ckpt.name)],
             "platform": "pytorch_torchscript", "inputs": inputs, "outputs": outputs}
 
 
-def triton_config(engine: Engine, ckpt: Checkpoint, part: str) -> dict[str, Any]:
+def triton_config(engine: Engine, ckpt: Checkpoint, part: Part) -> dict[str, Any]:
     """Triton's model configuration (its JSON form): batch dimension implicit (max_batch_size), dims per row."""
     inputs, outputs = io_spec(ckpt, part)
 
@@ -106,7 +121,7 @@ def triton_config(engine: Engine, ckpt: Checkpoint, part: str) -> dict[str, Any]
 
     s = engine.settings
     return {"name": f"{ckpt.name}-{part}", "platform": "pytorch_libtorch", "backend": "pytorch",
-            "version_policy": {"latest": {"num_versions": len(engine.models[ckpt.name])}},
+            "version_policy": {"latest": {"num_versions": len(engine.repository.versions(ckpt.name))}},
             "max_batch_size": s.max_rows, "input": [entry(t) for t in inputs], "output": [entry(t) for t in outputs],
             "dynamic_batching": {"max_queue_delay_microseconds": int(s.max_delay_ms * 1000),
                                  "preferred_batch_size": [s.max_batch_rows]},
@@ -118,12 +133,13 @@ def triton_config(engine: Engine, ckpt: Checkpoint, part: str) -> dict[str, Any]
 
 def repository_index(engine: Engine, ready_only: bool = False) -> list[dict[str, str]]:
     """Every v2 model and version: READY when served, UNAVAILABLE (unloaded by an operator) otherwise."""
-    out = [{"name": f"{name}-{part}", "version": str(v), "state": "READY", "reason": ""}
-           for name in sorted(engine.models) for part in parts(engine.newest(name))
-           for v in sorted(engine.models[name])]
-    if not ready_only:
-        out += [{"name": f"{name}-{part}", "version": "", "state": "UNAVAILABLE", "reason": "unloaded"}
-                for name in sorted(engine.unloaded) for part in PARTS[:2]]
+    repo = engine.repository
+    out = [{"name": f"{c.name}-{part}", "version": str(c.version), "state": "READY", "reason": ""}
+           for name in repo.names() for part in parts(repo.newest(name)) for c in
+           (repo.resolve(name, v) for v in repo.versions(name))]
+    if not ready_only:  # an unloaded model keeps its parts in the index, its sampler too
+        out += [{"name": f"{c.name}-{part}", "version": "", "state": "UNAVAILABLE", "reason": "unloaded"}
+                for c in repo.unloaded() for part in parts(c)]
     return out
 
 
@@ -154,13 +170,14 @@ class Statistics:
 
     def report(self, engine: Engine, model: str = "", version: str = "") -> list[dict[str, Any]]:
         """Triton's statistics JSON: every loaded v2 model (or one, or one version)."""
+        repo = engine.repository
         if model:
             ckpt, part = split_name(engine, model, version)
             names = [(f"{ckpt.name}-{part}", str(v)) for v in ([ckpt.version] if version else
-                                                                sorted(engine.models[ckpt.name]))]
+                                                                repo.versions(ckpt.name))]
         else:
-            names = [(f"{n}-{p}", str(v)) for n in sorted(engine.models) for p in parts(engine.newest(n))
-                     for v in sorted(engine.models[n])]
+            names = [(f"{n}-{p}", str(v)) for n in repo.names() for p in parts(repo.newest(n))
+                     for v in repo.versions(n)]
         out = []
         for name, ver in names:
             c = self.counts.get((name, ver), Counts())
@@ -182,7 +199,7 @@ def request_priority(value: Any) -> int:
     return rules.priority(0 if value is None else value)
 
 
-async def infer(engine: Engine, stats: Statistics, ckpt: Checkpoint, part: str, tensors: dict[str, np.ndarray],
+async def infer(engine: Engine, stats: Statistics, ckpt: Checkpoint, part: Part, tensors: dict[str, np.ndarray],
                 ticket: Ticket) -> dict[str, np.ndarray]:
     """Inputs by name -> outputs by name (FP32), through the engine, counted in Triton's statistics as a success
     or a failure whichever door asked; InvalidInput names what is wrong."""
@@ -197,21 +214,21 @@ async def infer(engine: Engine, stats: Statistics, ckpt: Checkpoint, part: str, 
     return arrays
 
 
-async def _compute(engine: Engine, ckpt: Checkpoint, part: str, tensors: dict[str, np.ndarray],
+async def _compute(engine: Engine, ckpt: Checkpoint, part: Part, tensors: dict[str, np.ndarray],
                    ticket: Ticket) -> dict[str, np.ndarray]:
     max_rows = engine.settings.max_rows
-    main = INPUT[part]
+    main = part.input
     extra = set(tensors) - {main, "labels"}
     if extra:
         raise InvalidInput(f"unknown inputs {sorted(extra)}; model {ckpt.name}-{part} takes {main!r}"
                            + (" and 'labels'" if ckpt.num_classes else ""))
     if main not in tensors:
-        shape = [-1, 1, 28, 28] if part == "encoder" else [-1, ckpt.latent_dim]
+        shape = [-1, 1, 28, 28] if part is Part.ENCODER else [-1, ckpt.latent_dim]
         raise InvalidInput(f"this model takes an input named {main!r}, FP32 {shape}")
     arr = tensors[main]
     if arr.dtype != np.float32:
         raise InvalidInput(f"input {main}: datatype must be FP32")
-    if part == "encoder":
+    if part is Part.ENCODER:
         x = rules.images(arr, max_rows, name="input x")
     else:
         x = rules.latents(arr, ckpt.latent_dim, ckpt.name, max_rows, name=f"input {main}")
@@ -219,10 +236,10 @@ async def _compute(engine: Engine, ckpt: Checkpoint, part: str, tensors: dict[st
     if labels is not None and tensors["labels"].dtype != np.int64:
         raise InvalidInput("input labels: datatype must be INT64")
     rows = Rows(x, labels)
-    if part == "encoder":
+    if part is Part.ENCODER:
         out = await engine.run(ckpt, Op.ENCODE, rows, ticket)
         m = ckpt.latent_dim
         return {"mu": out[:, :m].numpy(), "logvar": out[:, m:].numpy()}
-    op = Op.SAMPLE if part == "sampler" and ckpt.has_prior else Op.DECODE  # without a learned prior, z = eps
+    op = Op.SAMPLE if part is Part.SAMPLER and ckpt.has_prior else Op.DECODE  # without a learned prior, z = eps
     out = await engine.run(ckpt, op, rows, ticket)
     return {"x": out.numpy()[:, None]}
