@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compile service/rpc/proto/inference.proto into the descriptor set the gRPC door loads at start
 # (service/rpc/proto/inference.binpb). Needs grpcio-tools (a dev dependency); run after editing the .proto.
-# tests/service/test_grpc_proto.py fails when the committed set and the .proto disagree.
+# tests/rpc/test_grpc_proto.py fails when the committed set and the .proto disagree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}

@@ -41,6 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         plane.start()  # models load here, never at import
+        gauges = None
+        if plane.peers is not None:  # a worker: its gauges kept fresh for scrapes other workers answer
+            gauges = asyncio.get_running_loop().create_task(plane.refresh_gauges())
         gc.collect()
         gc.freeze()  # long-lived torch objects out of the GC's sight: no 100 ms full collections under load
         grpc_door = None
@@ -52,8 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         watcher = None
         if settings.watch_interval_s > 0:
             watcher = asyncio.get_running_loop().create_task(plane.watch(settings.watch_interval_s))
+        plane.mark_serving(True)
         yield
         plane.drain()
+        if gauges is not None:
+            gauges.cancel()
         if watcher is not None:
             watcher.cancel()
         if grpc_door is not None:

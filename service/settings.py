@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     cuda_graphs: bool = Field(False, description="CUDA: replay batches of <= 256 rows as CUDA graphs (padded to a "
                               "power of two). Not yet measured on a GPU: benchmarks/cuda_check.sh measures it")
     torch_threads: int = Field(1, ge=1, description="intra-op threads; 1 leaves a core to the HTTP loop")
+    workers: int = Field(1, ge=1, le=64, description="server processes sharing the HTTP and gRPC ports (SO_REUSEPORT), "
+                         "each with its own engine; /metrics adds them all, readiness needs them all, a worker that "
+                         "dies is restarted. On CPU about one per core, with torch_threads 1")
     max_rows: int = Field(1024, ge=1, description="most rows (images or latents) in one request")
     max_sample: int = Field(10000, ge=1, description="largest n for a /sample answer in JSON, PNG or .npz")
     max_stream_sample: int = Field(1_000_000, ge=1, description="largest n for a /sample .npy answer (streamed in "

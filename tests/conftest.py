@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from fastapi.testclient import TestClient
 
 from model import ModelSpec, build
+from service.app import create_app
+from tests.helpers import launch, make_settings
 from training.export import export
 
 
@@ -67,3 +72,18 @@ def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = TINY["vae-z4"]
     export(build(spec), spec, "vae-z4", repo, {"spec": spec.__dict__}, "0" * 64, {"test_mse": 0.2})
     return repo
+
+
+@pytest.fixture()
+def client(tiny_repo: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(tiny_repo, max_rows=64, max_sample=500))) as c:
+        yield c
+
+
+@pytest.fixture()
+def server(tiny_repo: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    url, proc = launch(["-m", "service"], tiny_repo, tmp_path / "server.log", VAESERVE_DRAIN_TIMEOUT_S="10")
+    yield url, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()

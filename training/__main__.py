@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from model import KINDS, ModelSpec, build
+from model import KINDS, ModelSpec
 from training.config import TrainConfig
 from training.data import DataError, load_mnist
 
@@ -279,38 +279,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from training.export import export
+    from training.runs import export_run
 
-    blob = torch.load(a.run, map_location="cpu", weights_only=True)
-    spec = ModelSpec(**blob["spec"])
-    model = build(spec)
-    # Runs saved before a model grew an empty parameter (the flow prior's per-class terms, (0, m) when
-    # unconditional) lack its key: nothing is lost, anything else missing or unexpected is refused
-    missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
-    lost = [k for k in missing if model.state_dict()[k].numel()] + list(unexpected)
-    if lost:
-        raise ValueError(f"{a.run} does not fit the model its spec builds: {', '.join(lost)}")
-    name = a.name or Path(a.run).parent.name
-    metrics = {k: v for k, v in blob["best"].items() if k.startswith("test_") or k == "epoch"}
-    config, prior = dict(blob["config"]), None
-    config.update(name=name, repository=str(a.repository))  # where this export goes, not where the run went
-    config["export_command"] = a.command  # the run's own training command stays in config["command"]
-    log_file = Path(a.run).parent / "metrics.jsonl"  # the run's epochs: its last line has the whole run's time
-    if log_file.exists():
-        last = json.loads(log_file.read_text().strip().splitlines()[-1])
-        from training.loop import resolve_device  # older best.pt files do not say where they trained: here
-
-        device = blob.get("train_device") or resolve_device(blob["config"].get("device", "auto")).type
-        metrics.update(train_seconds=round(last["elapsed_s"], 1), train_device=device)
-    if a.prior == "flow-fit":  # stage two on a finished run: fit the prior now, on the training images
-        from training.loop import fit_prior, to_tensor
-
-        x_train = to_tensor(load_mnist(a.idx_dir, a.data_cache).x_train, torch.device("cpu"))
-        prior, figures = fit_prior(model.eval(), spec, x_train, a.prior_epochs, int(config.get("seed", 0)))
-        metrics.update(figures)
-        metrics["train_seconds"] = round(metrics.get("train_seconds", 0.0) + figures["prior_fit_seconds"], 1)
-        config.update(prior="flow", prior_epochs=a.prior_epochs)
-    print(export(model, spec, name, a.repository, config, blob["data_sha256"], metrics, prior))
+    fit_epochs = a.prior_epochs if a.prior == "flow-fit" else None
+    print(export_run(Path(a.run), a.name, a.repository, a.command, fit_epochs, a.idx_dir, a.data_cache))
     return 0
 
 

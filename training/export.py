@@ -74,3 +74,4 @@ def export(model: nn.Module, spec: ModelSpec, name: str, repository: Path, confi
     checkpoint.save(scripted, checkpoint.check_meta(meta, path), path)
     checkpoint.write_metrics(path, metrics)
     return path
+

@@ -18,16 +18,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.dataplane import oip
 from service.dataplane.oip import Part
 from service.engine.admission import Ticket
 from service.engine.checkpoints import Checkpoint
-from service.engine.domain import Unauthorized
+from service.engine.domain import NotReady, Unauthorized
 from service.engine.engine import Engine
 from service.engine.ops import Op, Rows
 from service.settings import Settings
+from service.shared import Peers
 
 __all__ = ["CONTENT_TYPE_LATEST", "DataPlane", "Part"]
 
@@ -39,6 +40,12 @@ class DataPlane:
         self.stats = oip.Statistics()  # Triton's per-model statistics, whichever door asked
         self._lifecycle, self._repository = engine.lifecycle, engine.repository
         self._metrics = engine.metrics
+        self.peers = Peers.from_env()  # with workers: their shared readiness
+
+    def mark_serving(self, serving: bool) -> None:
+        """With workers: this one serves (its models loaded) or no longer does (draining)."""
+        if self.peers is not None:
+            self.peers.mark(serving and self._lifecycle.ready)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -60,6 +67,7 @@ class DataPlane:
 
     def drain(self) -> None:
         self._lifecycle.drain()
+        self.mark_serving(False)
 
     def quiet_for(self) -> float:
         """Seconds since the newest request, any door (the drain waits for quiet)."""
@@ -73,12 +81,22 @@ class DataPlane:
     def check_ready(self) -> None:
         self._lifecycle.check_ready()
 
+    def check_ready_all(self) -> None:
+        """NotReady unless this server (with workers: every worker) serves: the readiness probes' rule."""
+        ready, said = self.readiness()
+        if not ready:
+            raise NotReady(said["error"] if said["error"].startswith("not ready") else f"not ready: {said['error']}",
+                           self.settings.retry_after_s)
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """(ready, what /readyz says): the reason when not, the device and models when so."""
+        """(ready, what /readyz says): the reason when not, the device and models when so. With workers, ready
+        means every worker serves."""
         if self._lifecycle.draining:
             return False, {"error": "draining for shutdown"}
         if not self._lifecycle.ready:
             return False, {"error": "not ready", "detail": self._repository.load_errors}
+        if self.peers is not None and not self.peers.all_ready():
+            return False, {"error": f"not ready: {self.peers.ready()} of {self.peers.expected} workers serve"}
         return True, {"status": "ready", "device": str(self._engine.runtime.device),
                       "models": self._repository.names()}
 
@@ -150,13 +168,20 @@ class DataPlane:
         return await self._repository.unload(name)
 
     def metrics_text(self) -> bytes:
-        """The Prometheus scrape, gauges read now (queue rows and bytes, estimated wait per model)."""
-        m, scheduler = self._metrics, self._engine.scheduler
-        m.queue_rows.set(scheduler.queued_rows())
-        m.queue_bytes.set(scheduler.budget.held)
-        for model, seconds in scheduler.estimated_wait().items():
-            m.estimated_wait.labels(model).set(seconds)
-        return generate_latest(m.registry)
+        """The Prometheus scrape, gauges read now (queue rows and bytes, estimated wait per model); with workers,
+        every worker's series added up."""
+        self._engine.refresh_gauges()
+        return self._metrics.exposition()
+
+    async def refresh_gauges(self) -> None:
+        """With workers: keep this worker's gauges fresh for a scrape another worker answers."""
+        import asyncio
+
+        from service.shared import GAUGE_EVERY_S
+
+        while True:
+            self._engine.refresh_gauges()
+            await asyncio.sleep(GAUGE_EVERY_S)
 
     # -- the Open Inference Protocol's model view ------------------------------------------------
 

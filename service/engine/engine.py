@@ -44,8 +44,18 @@ class Engine:
         self.repository = Repository(settings, self.runtime, self.lifecycle, self.metrics)
         self.admission = Admission(settings.max_inflight, settings.request_timeout_s, settings.retry_after_s)
         self.scheduler = Scheduler(settings, self.runtime, self.admission, self.metrics)
-        # read at scrape time: no gauge update (and its lock) on every request
+        # read at scrape time: no gauge update (and its lock) on every request (workers: refresh_gauges instead)
         self.metrics.inflight.set_function(lambda: self.admission.inflight)
+
+    def refresh_gauges(self) -> None:
+        """The gauges set from the engine's state now (at a scrape; with workers, every GAUGE_EVERY_S too, so a
+        scrape answered by one worker sums fresh values of all)."""
+        m, scheduler = self.metrics, self.scheduler
+        m.inflight.set(self.admission.inflight)
+        m.queue_rows.set(scheduler.queued_rows())
+        m.queue_bytes.set(scheduler.budget.held)
+        for model, seconds in scheduler.estimated_wait().items():
+            m.estimated_wait.labels(model).set(seconds)
 
     def check_control(self, admin_key: str | None = None) -> None:
         """Repository control's policy, whatever the door: Forbidden while it is off, and (when a key is given to

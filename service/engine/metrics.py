@@ -1,16 +1,21 @@
-"""Prometheus metrics. One registry per app, so tests and several apps in one process never clash."""
+"""Prometheus metrics. One registry per app, so tests and several apps in one process never clash; with several
+workers (service/workers.py) prometheus-client's multiprocess mode adds every worker's series in one scrape."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ  # set by the workers' parent before any import
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        live = {"multiprocess_mode": "livesum"}  # gauges: the sum over live workers (ignored in one process)
         self.requests = Counter("vaeserve_requests_total",
                                 "requests by route and status (499: the client went away first)",
                                 ["route", "status"], registry=r)
@@ -25,12 +30,12 @@ class Metrics:
         self.rows_computed = Counter("vaeserve_rows_computed_total", "rows through a forward pass, by model and "
                                      "operation: work that stops when its requests are cancelled",
                                      ["model", "op"], registry=r)
-        self.queue_rows = Gauge("vaeserve_queue_rows", "rows waiting, all batchers", registry=r)
+        self.queue_rows = Gauge("vaeserve_queue_rows", "rows waiting, all batchers", registry=r, **live)
         self.queue_bytes = Gauge("vaeserve_queue_bytes", "bytes held by queued requests (inputs and answers to "
-                                 "come), all models", registry=r)
+                                 "come), all models", registry=r, **live)
         self.estimated_wait = Gauge("vaeserve_estimated_wait_seconds", "seconds of work waiting, by model: what a "
-                                    "new bulk request would wait", ["model"], registry=r)
-        self.inflight = Gauge("vaeserve_inflight_requests", "requests being served", registry=r)
+                                    "new bulk request would wait", ["model"], registry=r, multiprocess_mode="max")
+        self.inflight = Gauge("vaeserve_inflight_requests", "requests being served", registry=r, **live)
         self.rejections = Counter("vaeserve_rejections_total", "requests refused by reason", ["reason"], registry=r)
         self.load_failures = Counter("vaeserve_model_load_failures_total", "checkpoints refused at load",
                                      registry=r)
@@ -45,3 +50,11 @@ class Metrics:
                                                       self.latency.labels(route))
         pair[0].inc()
         pair[1].observe(elapsed)
+
+    def exposition(self) -> bytes:
+        """The scrape: this process's registry, or with workers every worker's series added up."""
+        if not MULTIPROCESS:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        return generate_latest(merged)

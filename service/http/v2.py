@@ -37,7 +37,7 @@ async def live() -> Response:
 @router.get("/health/ready")
 async def ready(request: Request) -> Response:
     """Readiness (Open Inference Protocol): 503 while loading or draining."""
-    _plane(request).check_ready()  # NotReady: 503 with Retry-After and the reason
+    _plane(request).check_ready_all()  # NotReady: 503 with Retry-After and the reason
     return json_response({"ready": True})
 
 

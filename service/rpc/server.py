@@ -55,9 +55,12 @@ class GrpcDoor:
         s = plane.settings
         self.api_key = bool(s.api_key)
         limit = s.grpc_max_message_bytes
-        # so_reuseport off: a port already taken fails the start loudly instead of two servers sharing it
+        # so_reuseport only for workers (they share the port by design); otherwise a port already taken fails the
+        # start loudly instead of two servers sharing it
+        reuse = 1 if s.workers > 1 else 0
         self.server = grpc.aio.server(options=[("grpc.max_send_message_length", limit),
-                                               ("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)])
+                                               ("grpc.max_receive_message_length", limit),
+                                               ("grpc.so_reuseport", reuse)])
         handlers = {name: self._unary(name, getattr(self, name), req, resp)
                     for name, (req, resp) in messages.methods().items()}
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(messages.SERVICE, handlers),))
@@ -135,7 +138,7 @@ class GrpcDoor:
         return messages.message("ServerLiveResponse")(live=True)
 
     async def ServerReady(self, req: Any, context: Any) -> Any:
-        return messages.message("ServerReadyResponse")(ready=self.plane.serving)
+        return messages.message("ServerReadyResponse")(ready=self.plane.readiness()[0])
 
     async def ModelReady(self, req: Any, context: Any) -> Any:
         try:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.service.conftest import ROOT, launch
+from tests.helpers import ROOT, launch
 
 REPOSITORY = ROOT / "models"  # the shipped models: real digits, so "not blank" means something
 CHROMIUM = os.environ.get("VAESERVE_CHROMIUM", "/usr/bin/chromium")

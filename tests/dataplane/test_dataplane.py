@@ -18,7 +18,7 @@ from service.engine import domain
 from service.engine.domain import Forbidden, NotReady, ServiceError, UnknownModel
 from service.engine.engine import Engine
 from service.engine.ops import Op, Rows
-from tests.service.conftest import make_settings
+from tests.helpers import make_settings
 
 
 @pytest.fixture()

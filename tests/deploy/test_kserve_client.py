@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import ROOT, free_port, launch
+from tests.helpers import ROOT, free_port, launch
 
 KSERVE_PYTHON = ROOT / ".venv-kserve" / "bin" / "python"
 

@@ -21,7 +21,7 @@ import uvicorn
 from service.app import create_app
 from service.engine.engine import Engine
 from service.rpc import messages
-from tests.service.conftest import free_port, make_settings
+from tests.helpers import free_port, make_settings
 
 CHUNK = 100
 CHUNK_S = 0.05

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.service.conftest import launch
+from tests.helpers import launch
 
 
 def test_end_to_end(server: tuple[str, subprocess.Popen]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from service.__main__ import main
 from service.settings import Settings
 from service.startup import check_default_model, load_settings, unknown_variables
-from tests.service.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_help_lists_every_setting_as_a_flag(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ import torch
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests.service.conftest import launch
+from tests.helpers import launch
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.service.conftest import launch
+from tests.helpers import free_port, launch
+from tests.service.test_e2e import load_then_sigterm
 
 
 def test_uvicorn_workers_serve_with_the_factory(tiny_repo: Path, tmp_path: Path) -> None:
@@ -23,3 +28,64 @@ def test_uvicorn_workers_serve_with_the_factory(tiny_repo: Path, tmp_path: Path)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def _worker_pids(parent: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+def _ready_workers(url: str) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("workers not ready again")
+
+
+def test_two_workers_share_both_doors_add_their_metrics_restart_and_drain(tiny_repo: Path, tmp_path: Path) -> None:
+    """--workers 2 with gRPC on: both answer on both doors, one scrape counts both, a killed worker is restarted
+    (and said so), readiness needs both, and SIGTERM under load loses no request."""
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+
+    grpc_port = free_port()
+    log = tmp_path / "workers.log"
+    url, proc = launch(["-m", "service", "--workers", "2"], tiny_repo, log, VAESERVE_GRPC_PORT=str(grpc_port),
+                       VAESERVE_TORCH_THREADS="1")
+    try:
+        for i in range(30):  # new connections, spread over the two workers by the kernel
+            r = httpx.post(url + "/sample", json={"n": 2, "seed": i}, timeout=10)
+            assert r.status_code == 200
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        for _ in range(10):
+            z = grpcclient.InferInput("z", [3, 4], "FP32")
+            z.set_data_from_numpy(np.zeros((3, 4), np.float32))
+            assert client.infer("vae-z4-decoder", [z]).as_numpy("x").shape == (3, 1, 28, 28)
+        for _ in range(6):  # whichever worker answers the scrape, it counts both workers' requests
+            text = httpx.get(url + "/metrics", timeout=10).text
+            assert 'vaeserve_requests_total{route="/sample",status="200"} 30.0' in text
+            assert 'route="/inference.GRPCInferenceService/ModelInfer",status="200"} 10.0' in text
+        workers = _worker_pids(proc.pid)  # the two workers (and multiprocessing's resource tracker)
+        assert len(workers) >= 2
+        victim = next(p for p in workers if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
+                      and "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text())
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.time() + 30
+        while "restarting it" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.2)
+        assert "restarting it" in log.read_text()
+        _ready_workers(url)
+        assert victim not in _worker_pids(proc.pid)
+
+        # clients post until told `Connection: close` (a balancer's client goes elsewhere then) or refused
+        results, errors = load_then_sigterm(url, proc, clients=16, after_s=1.5, body={"n": 8})
+        assert not errors, errors[:5]
+        assert results.count(200) > 0 and set(results) <= {200, 503}
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -17,7 +17,7 @@ from model import ModelSpec, build
 from model.prior import FlowPrior
 from service.app import create_app
 from tests.conftest import perturb
-from tests.service.conftest import make_settings
+from tests.helpers import make_settings
 from training.__main__ import main
 from training.cas import Recipe, cas, draw
 from training.data import load_mnist

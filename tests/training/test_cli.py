@@ -176,7 +176,7 @@ def test_train_ends_with_the_line_that_serves_it(idx_dir: Path, tmp_path: Path,
     made as the default: a request naming no model gets its samples."""
     import httpx
 
-    from tests.service.conftest import free_port
+    from tests.helpers import free_port
 
     assert main(_train_args(idx_dir, tmp_path, "--kind", "vae", "--latent-dim", "3", "--epochs", "1",
                             "--name", "mine")) == 0

@@ -12,7 +12,7 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.service.conftest import pixels
+from tests.helpers import pixels
 
 
 def ts(repo: Path, name: str, version: int = 1) -> torch.jit.ScriptModule:
@@ -249,7 +249,7 @@ def test_every_inference_request_passes_one_admission(tiny_repo: Path) -> None:
     from fastapi.testclient import TestClient as TC
 
     from service.app import create_app
-    from tests.service.conftest import make_settings
+    from tests.helpers import make_settings
 
     with TC(create_app(make_settings(tiny_repo, max_inflight=4))) as c:
         adm = c.app.state.plane._engine.admission
@@ -273,7 +273,7 @@ def test_interpolate_has_one_deadline_for_both_steps(tiny_repo: Path) -> None:
     from fastapi.testclient import TestClient as TC
 
     from service.app import create_app
-    from tests.service.conftest import make_settings
+    from tests.helpers import make_settings
 
     with TC(create_app(make_settings(tiny_repo, request_timeout_s=1.0))) as c:
         runtime = c.app.state.plane._engine.runtime
@@ -334,7 +334,7 @@ def test_large_npy_samples_are_streamed_with_the_same_bytes(tiny_repo: Path) -> 
     from fastapi.testclient import TestClient as TC
 
     from service.app import create_app
-    from tests.service.conftest import make_settings
+    from tests.helpers import make_settings
 
     npy = {"accept": "application/x-npy"}
     body = {"n": 50, "seed": 9}
@@ -344,7 +344,7 @@ def test_large_npy_samples_are_streamed_with_the_same_bytes(tiny_repo: Path) -> 
     with TC(create_app(make_settings(tiny_repo, max_batch_rows=8, stream_min_rows=16))) as c:  # streamed
         streamed = c.post("/sample", json=body, headers=npy)
         streamed8 = c.post("/sample", json={**body, "dtype": "uint8"}, headers=npy)
-        assert c.app.state.plane._engine.admission.inflight == 0  # the kept ticket was released at the end of the stream
+        assert c.app.state.plane._engine.admission.inflight == 0  # the kept ticket, released
     assert streamed.status_code == 200 and streamed.headers["x-seed"] == "9"
     assert int(streamed.headers["content-length"]) == len(streamed.content)
     a, b = np.load(io.BytesIO(whole.content)), np.load(io.BytesIO(streamed.content))
@@ -361,7 +361,7 @@ def test_a_stream_longer_than_the_body_timeout_is_not_cut(tiny_repo: Path) -> No
     from fastapi.testclient import TestClient as TC
 
     from service.app import create_app
-    from tests.service.conftest import make_settings
+    from tests.helpers import make_settings
 
     settings = make_settings(tiny_repo, max_batch_rows=8, stream_min_rows=16, body_timeout_s=0.3)
     with TC(create_app(settings)) as c:
@@ -395,7 +395,7 @@ def test_memory_format_and_precision_when_asked(tiny_repo: Path, options: dict, 
     from fastapi.testclient import TestClient as TC
 
     from service.app import create_app
-    from tests.service.conftest import make_settings
+    from tests.helpers import make_settings
 
     z = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
     with TC(create_app(make_settings(tiny_repo, **options))) as c:
@@ -412,7 +412,7 @@ def test_memory_format_and_precision_when_asked(tiny_repo: Path, options: dict, 
 
 def test_fp16_on_a_cpu_is_refused_at_start(tiny_repo: Path) -> None:
     from service.app import create_app
-    from tests.service.conftest import make_settings
+    from tests.helpers import make_settings
 
     with pytest.raises(ValueError, match="fp16 needs CUDA; on a CPU use bf16"):
         create_app(make_settings(tiny_repo, precision="fp16", device="cpu"))

@@ -136,7 +136,7 @@ def test_a_missing_or_empty_repository_is_a_warning_and_a_readiness_reason(
     from fastapi.testclient import TestClient
 
     from service.app import create_app
-    from tests.service.conftest import make_settings
+    from tests.helpers import make_settings
 
     repo = tmp_path / "models"
     if where == "empty":

@@ -18,7 +18,7 @@ import torch
 
 from service.app import create_app
 from service.engine.batcher import Batcher, Budget, DeadlineExceeded, QueueFull
-from tests.service.conftest import make_settings
+from tests.helpers import make_settings
 
 
 def far() -> float:

@@ -14,7 +14,7 @@ from tritonclient.utils import InferenceServerException
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.conftest import launch, make_settings
+from tests.helpers import launch, make_settings
 
 ADMIN = "http-admin-key-0123456789"
 PATHS = ["/admin/reload", "/v2/repository/models/vae-z2-decoder/load", "/v2/repository/models/vae-z2/unload"]

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from checkpoint.sampling import SEED_BLOCK, block_seed
 from service.app import create_app
-from tests.service.conftest import launch, make_settings
+from tests.helpers import launch, make_settings
 
 NPY = {"accept": "application/x-npy"}
 

@@ -16,7 +16,7 @@ from model import ModelSpec, build
 from model.prior import FlowPrior
 from service.app import create_app
 from tests.conftest import perturb
-from tests.service.conftest import make_settings
+from tests.helpers import make_settings
 from training.export import export
 
 NPY = {"accept": "application/x-npy"}

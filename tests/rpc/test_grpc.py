@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from service.rpc import messages
-from tests.service.conftest import free_port, launch
+from tests.helpers import free_port, launch
 
 ADMIN = "grpc-admin-key-0123456789"
 

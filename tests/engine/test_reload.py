@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from tests.service.conftest import make_settings
+from tests.helpers import make_settings
 
 ADMIN = "admin-key-for-tests-0123"
 

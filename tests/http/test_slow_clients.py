@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.service.conftest import launch
+from tests.helpers import launch
 
 
 def test_trickled_headers_and_bodies_do_not_block_others(tiny_repo: Path, tmp_path: Path) -> None:

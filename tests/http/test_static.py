@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from tests.service.conftest import make_settings
+from tests.helpers import make_settings
 
 
 def test_explorer_files_are_served(client: TestClient) -> None:

@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from tests.service.conftest import make_settings
+from tests.helpers import make_settings
 
 NPY, NPZ = "application/x-npy", "application/x-npz"
 

@@ -11,7 +11,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.service.conftest import pixels
+from tests.helpers import pixels
 
 
 def png_b64(img: Image.Image) -> str:

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.app import create_app
-from tests.service.conftest import make_settings, pixels
+from tests.helpers import make_settings, pixels
 
 
 def png_bytes(w: int = 28, h: int = 28, mode: str = "L") -> bytes:

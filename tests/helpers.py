@@ -1,4 +1,4 @@
-"""Apps over the tiny repository, with the lifespan running (TestClient as a context manager)."""
+"""Helpers shared by the service's tests: settings over the tiny repository, a free port, a live server."""
 
 from __future__ import annotations
 
@@ -7,28 +7,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from service.app import create_app
 from service.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_settings(repo: Path, **kw: object) -> Settings:
     kw.setdefault("grpc_port", 0)  # apps in tests serve gRPC only where a test asks for it
     return Settings(model_repository=repo, default_model="vae-z4", **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture()
-def client(tiny_repo: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(tiny_repo, max_rows=64, max_sample=500))) as c:
-        yield c
 
 
 def pixels(value: float = 0.5) -> list[list[float]]:
@@ -60,12 +51,3 @@ def launch(args: list[str], repo: Path, log_path: Path, **env: str) -> tuple[str
             time.sleep(0.2)
     proc.kill()
     pytest.fail("server did not become ready: " + log_path.read_text())
-
-
-@pytest.fixture()
-def server(tiny_repo: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    url, proc = launch(["-m", "service"], tiny_repo, tmp_path / "server.log", VAESERVE_DRAIN_TIMEOUT_S="10")
-    yield url, proc
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
