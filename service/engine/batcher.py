@@ -21,8 +21,8 @@ and its answer to come), counted in a Budget shared by every batcher of the engi
 larger than any bound is served rather than refused forever.
 
 A quiet server never waits: a chunk is cut as soon as no other request is on its way (`arrivals`), so batching
-costs nothing at concurrency 1. Forwards run on the runtime's single worker thread; the event loop only moves
-futures.
+costs nothing at concurrency 1. Forwards run on the runtime's single worker thread, the event loop only moving
+futures; except, on a CPU, chunks of at most `inline_rows` rows, whose forward costs less than the hop.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ class Budget:
 Forward = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 DEFAULT_LEVEL = 2  # priority 0 (unset) sits between 1 (high) and 2+ (low)
 COST_EWMA = 0.2  # weight of each new chunk's per-row cost
+INLINE_MAX_S = 0.0005  # a chunk expected to take longer never blocks the event loop (Batcher._inline)
+SETTLE_TURNS = 8  # loop turns a chunk may wait while they bring rows (Batcher._settle)
+SETTLE_PATIENCE = 1  # turns in a row without new rows that end the wait
 STREAM_AHEAD = 4  # a streamed job gets no new chunk while this many finished parts wait for its reader
 
 
@@ -89,7 +92,7 @@ class Batcher:
                  budget: Budget, out_row_bytes: int = 0, arrivals: Callable[[], int] = lambda: 0,
                  on_batch: Callable[[int], None] | None = None, target_s: float = 0.05,
                  row_cost_s: float = 0.0, fair_every: int = 4, small_rows: int = 64,
-                 on_wait: Callable[[int, float], None] | None = None) -> None:
+                 on_wait: Callable[[int, float], None] | None = None, inline_rows: int = 0) -> None:
         self.forward = forward  # runs on the worker thread: (rows, labels) -> outputs, row-aligned
         self.executor = executor
         self.max_batch_rows = max_batch_rows
@@ -103,6 +106,10 @@ class Batcher:
         self.arrivals = arrivals  # requests received but not yet queued anywhere
         self.on_batch = on_batch
         self.on_wait = on_wait  # (priority level, seconds from submit to first rows in a chunk)
+        # chunks this small run on the event loop's own thread: the hop to the worker thread and back (a wake-up,
+        # the GIL passed twice, a self-pipe write) cost more than the forward of a few rows (CPU only)
+        self.inline_rows = inline_rows
+        self._inline_ok = True
         self.jobs: list[_Job] = []  # in service order: served jobs move to the back
         self.queued_rows = 0  # rows waiting for a chunk, all jobs
         self.busy = False  # a chunk is on the worker now
@@ -337,6 +344,26 @@ class Batcher:
             except TimeoutError:
                 return
 
+    async def _settle(self) -> None:
+        """Let the event loop deliver what is already in hand before cutting the chunk: a turn of the loop at a time
+        while turns bring more rows (at most SETTLE_TURNS; SETTLE_PATIENCE turns in a row without one end it). A
+        gRPC server hands its calls to Python about one per turn, so without this every forward held one row; a
+        quiet server pays SETTLE_PATIENCE turns (microseconds)."""
+        idle = 0
+        for _ in range(SETTLE_TURNS):
+            before = self.queued_rows
+            await asyncio.sleep(0)
+            if self.queued_rows >= self.chunk_rows():
+                return
+            idle = idle + 1 if self.queued_rows == before else 0
+            if idle >= SETTLE_PATIENCE:
+                return
+
+    def _inline(self, rows: int) -> bool:
+        """Run this chunk on the event loop's thread: few rows, an expected forward under INLINE_MAX_S, and the
+        last inline forward as quick (a slow model, or a slow moment, goes to the worker thread)."""
+        return rows <= self.inline_rows and self._inline_ok and self.row_cost_s * rows <= INLINE_MAX_S
+
     def _timed_forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, float]:
         """The forward on the worker thread, timed there (time queued behind other models does not count)."""
         t0 = time.perf_counter()
@@ -358,6 +385,7 @@ class Batcher:
                 continue
             if self.max_delay_s > 0:
                 await self._gather_more()
+                await self._settle()
             plan = self._take()
             if not plan:  # every job with rows waits for its reader: sleep until one reads or a job arrives
                 self._wake.clear()
@@ -372,7 +400,16 @@ class Batcher:
                 self.on_batch(len(x))
             self.busy = True
             try:
-                out, seconds = await loop.run_in_executor(self.executor, self._timed_forward, x, labels)
+                if self._inline(len(x)):
+                    out, seconds = self._timed_forward(x, labels)
+                    self._inline_ok = seconds <= 2 * INLINE_MAX_S  # a slow one sends the next to the worker
+                    for job, _, _ in plan:  # the loop was busy with it: no timer fired, so look at the clock
+                        if not job.fut.done() and job.deadline < time.monotonic():
+                            self._expire(job)
+                else:
+                    out, seconds = await loop.run_in_executor(self.executor, self._timed_forward, x, labels)
+                    if len(x) <= self.inline_rows:  # quick again: small chunks may come back to the loop
+                        self._inline_ok = seconds <= INLINE_MAX_S
             except Exception as exc:  # a failed forward fails its own jobs, never the loop
                 for job, _, _ in plan:
                     if job.sink is not None:

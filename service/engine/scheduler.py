@@ -13,6 +13,8 @@ from service.engine.ops import Op
 from service.engine.runtime import Runtime
 from service.settings import Settings
 
+INLINE_ROWS = 8  # CPU: chunks this small run on the event loop's thread (Batcher.inline_rows)
+
 
 class Scheduler:
     def __init__(self, settings: Settings, runtime: Runtime, admission: Admission, metrics: Metrics) -> None:
@@ -48,7 +50,8 @@ class Scheduler:
         cost = runtime.row_cost.get(key) or runtime.row_cost.get((ckpt.name, ckpt.version, op.float32()), 0.0)
         return Batcher(forward, runtime.executor, s.max_batch_rows, s.max_delay_ms / 1000, self.budget,
                        op.out_row_bytes(ckpt.latent_dim), arrivals=lambda: admission.arriving, on_batch=on_batch,
-                       target_s=s.chunk_target_ms / 1000, row_cost_s=cost, on_wait=on_wait)
+                       target_s=s.chunk_target_ms / 1000, row_cost_s=cost, on_wait=on_wait,
+                       inline_rows=INLINE_ROWS if runtime.device.type == "cpu" else 0)
 
     def queued_rows(self) -> int:
         return sum(b.queued_rows for b in self._batchers.values())

@@ -448,3 +448,32 @@ def test_a_fair_chunk_with_every_stream_waiting_for_its_reader(executor: ThreadP
         await b.stop()
 
     asyncio.run(go())
+
+
+def test_small_quick_chunks_run_on_the_loop_and_slow_ones_on_the_worker(executor: ThreadPoolExecutor) -> None:
+    """A chunk of a few rows whose forward is quick runs on the event loop's thread (the hop costs more than it);
+    a big chunk, or after a slow forward, runs on the worker thread, so the loop is never held long."""
+    threads: list[str] = []
+    delay = [0.0]
+
+    def forward(x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        threads.append(threading.current_thread().name)
+        time.sleep(delay[0])
+        return x * 2
+
+    async def go() -> None:
+        b = Batcher(forward, executor, max_batch_rows=64, max_delay_s=0.002, budget=Budget(1 << 40),
+                    row_cost_s=1e-6, inline_rows=8)
+        await b.submit(torch.zeros(2, 1), None, far())
+        await b.submit(torch.zeros(32, 1), None, far())
+        delay[0] = 0.01  # a slow forward: the next small chunk goes to the worker
+        await b.submit(torch.zeros(2, 1), None, far())
+        await b.submit(torch.zeros(2, 1), None, far())
+        delay[0] = 0.0  # quick again on the worker: back to the loop after it
+        await b.submit(torch.zeros(2, 1), None, far())
+        await b.submit(torch.zeros(2, 1), None, far())
+        await b.stop()
+
+    asyncio.run(go())
+    main = threading.main_thread().name
+    assert [t == main for t in threads] == [True, False, True, False, False, True]
