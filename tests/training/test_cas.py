@@ -73,8 +73,9 @@ def test_cas_sweeps_temperature_and_caches_the_reference(cvae_repo: Path, idx_di
     out = cas(cvae_repo / "cvae-flow-z3" / "1" / "model.ts", ds, [0.5, 1.0], per_class=4, recipe=recipe,
               cache_dir=tmp_path)
     assert [r["temperature"] for r in out["sweep"]] == [0.5, 1.0]
-    best = max(out["sweep"], key=lambda r: r["accuracy"])
-    assert (out["accuracy"], out["temperature"]) == (best["accuracy"], best["temperature"])
+    chosen = max(out["sweep"], key=lambda r: r["held_out_accuracy"])  # held-out training digits choose, not the test
+    assert (out["accuracy"], out["temperature"]) == (chosen["accuracy"], chosen["temperature"])
+    assert out["held_out_images"] > 0 and "held out" in out["note"]
     assert 0 <= out["reference_accuracy"] <= 1 and out["per_class"] == 4 and out["test_images"] == len(ds.y_test)
     cached = list(tmp_path.glob("cas-reference-*.json"))
     assert len(cached) == 1
@@ -93,8 +94,12 @@ def test_cas_cli_records_the_figure_and_refuses_unconditional_models(cvae_repo: 
     ckpt = cvae_repo / "cvae-flow-z3" / "1" / "model.ts"
     common = ["--idx-dir", str(idx_dir), "--data-cache", str(tmp_path / "data"), "--cache", str(tmp_path),
               "--per-class", "3", "--epochs", "1"]
-    assert main(["cas", str(ckpt), "-t", "0.7", *common]) == 0
+    assert main(["cas", str(ckpt), "-t", "0.7", "--real-plus", "2", *common]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert read_metrics(ckpt)["cas"] == printed and printed["temperature"] == 0.7
+    mixed = printed["real_plus_synthetic"]  # the same CNN on real digits alone, and on real plus synthetic
+    assert mixed["seeds"] == [0, 1] and len(mixed["real"]) == len(mixed["real_plus_synthetic"]) == 2
+    expected = (sum(mixed["real_plus_synthetic"]) - sum(mixed["real"])) / 2
+    assert abs(mixed["difference"]["mean"] - expected) < 1e-4
     assert main(["cas", str(cvae_repo / "vae-z4" / "1" / "model.ts"), *common]) == 2
     assert "needs a conditional model" in capsys.readouterr().err
