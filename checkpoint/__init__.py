@@ -17,6 +17,7 @@ from checkpoint.format import (
     newest,
     next_version,
     prior_log_prob,
+    prior_noise,
     prior_takes_labels,
     read_meta,
     read_metrics,
@@ -28,5 +29,6 @@ from checkpoint.meta import Meta, Prior, load_model
 
 __all__ = ["FORMAT", "METRICS_FILE", "MODEL_FILE", "REQUIRED", "CheckpointError", "Meta", "Prior", "check_meta",
            "has_prior",
-           "latents", "load", "load_model", "newest", "next_version", "prior_log_prob", "prior_takes_labels",
+           "latents", "load", "load_model", "newest", "next_version", "prior_log_prob", "prior_noise",
+           "prior_takes_labels",
            "read_meta", "read_metrics", "save", "weights_sha256", "write_metrics"]

@@ -59,6 +59,28 @@ def latents(module: Any, eps: torch.Tensor, labels: torch.Tensor | None = None) 
     return module.prior(eps, labels) if prior_takes_labels(module) else module.prior(eps)
 
 
+def prior_noise(module: Any, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The inverse of latents(): the base noise eps whose prior sample is z (under labels' classes for p(z | y)).
+    The flow's inverse is what its log-density computes on the way (model/prior.py's log_prob); the scripted flow
+    keeps the parts it is made of (_affine, _shift_scale, _onehot), so files exported before this needed no new
+    method. Without a learned prior, eps is z itself."""
+    if not has_prior(module):
+        return z
+    flow = getattr(module, "flow", None)
+    if flow is None or not all(hasattr(flow, part) for part in ("_affine", "_shift_scale", "_onehot")):
+        raise CheckpointError("this file's prior keeps no parts to invert (exported before the flow's parts were "
+                              "scripted): retrain or re-export it")
+    y = flow._onehot(labels, z) if prior_takes_labels(module) else None
+    loc, log_scale = flow._affine(y)
+    x = (z - loc) * torch.exp(-log_scale)
+    for k in reversed(range(int(flow.layers))):
+        x = x.flip(1)
+        a, b = x[:, : int(flow.cond)], x[:, int(flow.cond):]
+        s, t = flow._shift_scale(k, a, y)
+        x = torch.cat([a, (b - t) * torch.exp(-s)], dim=1)
+    return x
+
+
 def prior_log_prob(module: Any, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
     """log p(z) (or log p(z | y)) of a file with a learned prior, whichever form its methods have."""
     return module.prior_log_prob(z, labels) if prior_takes_labels(module) else module.prior_log_prob(z)

@@ -17,6 +17,7 @@ class Op(StrEnum):
     DECODE_U8 = "decode_u8"  # ... as uint8 0..255, made on the device (4x less to copy off a GPU)
     RECONSTRUCT = "reconstruct"  # images -> decode(mu(images)) (B, 28, 28)
     PRIOR = "prior"  # N(0, I) noise (B, m) -> a learned prior's latents (B, m)
+    NOISE = "noise"  # the inverse: latents (B, m) -> the prior's base noise (B, m) (restyling)
     SAMPLE = "sample"  # noise -> decode(prior(noise)) in one forward, for answers that carry images only
     SAMPLE_U8 = "sample_u8"
 
@@ -28,7 +29,7 @@ class Op(StrEnum):
         """Bytes of one row's output: what a queued request's answer will hold."""
         if self in (Op.ENCODE,):
             return 2 * latent_dim * 4
-        if self is Op.PRIOR:
+        if self in (Op.PRIOR, Op.NOISE):
             return latent_dim * 4
         return 28 * 28 * (1 if self.out_dtype == torch.uint8 else 4)
 

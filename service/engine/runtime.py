@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from checkpoint import latents
+from checkpoint import latents, prior_noise
 from checkpoint.sampling import to_uint8
 from service.engine.checkpoints import Checkpoint
 from service.engine.gpu import GraphCache, pipelined
@@ -45,6 +45,8 @@ def compute(module: Any, op: Op, xd: torch.Tensor, lab: torch.Tensor | None) -> 
         return module.decode(mu, lab)[:, 0]
     if op == Op.PRIOR:
         return latents(module, xd, lab)  # (B, m): prior(eps), or prior(eps, labels) for p(z | y)
+    if op == Op.NOISE:
+        return prior_noise(module, xd, lab)  # (B, m): eps with prior(eps) = z
     if op in (Op.SAMPLE, Op.SAMPLE_U8):
         out = module.decode(latents(module, xd, lab), lab)[:, 0]
         return to_uint8(out) if op == Op.SAMPLE_U8 else out

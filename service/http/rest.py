@@ -47,6 +47,8 @@ from service.http.schemas import (
     InterpolateRequest,
     ReconstructOptions,
     ReconstructRequest,
+    RestyleOptions,
+    RestyleRequest,
     Routed,
     SampleRequest,
 )
@@ -368,3 +370,42 @@ async def reconstruct(request: Request, plane: DataPlane, ticket: Ticket) -> Res
     mse = ((imgs - x.numpy()[:, 0]) ** 2).mean(axis=(1, 2))
     return await respond(request, {"model": ckpt.name, "version": ckpt.version, "mse": mse}, imgs, req.format,
                          ckpt.name, ckpt.version, dtype=req.dtype)
+
+
+async def restyle(request: Request, plane: DataPlane, ticket: Ticket) -> Response:
+    """One drawing in its own style as every class (or the classes asked): encode it under the class it is (given,
+    or the one whose reconstruction fits best), take its code back to the prior's noise through that class's flow,
+    and push the same noise through each asked class's p(z | y) and the decoder. A conditional model only."""
+    if body_type(request) in ARRAY_TYPES:
+        spec = ArraySpec("image", IMAGE_DTYPES, 784, 3)
+        req, got = await parse_arrays(request, RestyleOptions, ticket, {"image": spec})
+        x = image_array(got["image"].reshape(1, 28, 28), plane, name="image")
+    else:
+        req = await parse(request, RestyleRequest, ticket)
+        x = images_tensor([req.image], plane)
+    ckpt = plane.resolve(req.model, req.version)
+    classes = ckpt.num_classes
+    if not classes:
+        raise InvalidInput(f"model {ckpt.name} is not conditional: restyling draws a digit as other classes; use a "
+                           "cvae model")
+    targets = req.labels if req.labels is not None else list(range(classes))
+    if not targets or max(targets) >= classes:
+        raise InvalidInput(f"labels: one or more classes in 0..{classes - 1}")
+    label = req.label
+    if label is None:  # the class it fits best: reconstructed under each, the smallest squared error
+        every = torch.arange(classes)
+        rec = await plane.run(ckpt, Op.RECONSTRUCT, Rows(x.expand(classes, -1, -1, -1).contiguous(), every), ticket)
+        label = int(((rec - x[:, 0]) ** 2).mean(dim=(1, 2)).argmin())
+    elif label >= classes:
+        raise InvalidInput(f"label {label}: a class in 0..{classes - 1}")
+    own = torch.tensor([label])
+    mu = (await plane.run(ckpt, Op.ENCODE, Rows(x, own), ticket))[:, : ckpt.latent_dim]
+    try:
+        eps = await plane.run(ckpt, Op.NOISE, Rows(mu, own), ticket)
+    except ValueError as exc:  # a file whose prior cannot be inverted
+        raise InvalidInput(f"model {ckpt.name}: {exc}") from exc
+    ys = torch.tensor(targets, dtype=torch.long)
+    z = await plane.run(ckpt, Op.PRIOR, Rows(eps.expand(len(ys), -1).contiguous(), ys), ticket)
+    imgs = (await plane.run(ckpt, decode_op(req.dtype, req.format), Rows(z, ys), ticket)).numpy()
+    return await respond(request, {"model": ckpt.name, "version": ckpt.version, "label": label, "labels": targets,
+                                   "z": z.numpy()}, imgs, req.format, ckpt.name, ckpt.version, dtype=req.dtype)

@@ -185,6 +185,22 @@ class ReconstructResponse(ImagesResponse):
     mse: list[float]
 
 
+class RestyleOptions(ImageOptions):
+    label: Label | None = Field(None, description="the class the drawing is; absent: the class under which the "
+                                "model reconstructs it best")
+    labels: list[Label] | None = Field(None, description="the classes to draw it as; absent: every class")
+
+
+class RestyleRequest(RestyleOptions):
+    image: Image
+
+
+class RestyleResponse(ImagesResponse):
+    label: int = Field(description="the class the drawing was read as")
+    labels: list[int]
+    z: list[list[float]]
+
+
 class ErrorResponse(BaseModel):
     error: str
     detail: object | None = None

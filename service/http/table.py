@@ -44,6 +44,8 @@ from service.http.schemas import (
     InterpolateResponse,
     ReconstructRequest,
     ReconstructResponse,
+    RestyleRequest,
+    RestyleResponse,
     SampleRequest,
     SampleResponse,
 )
@@ -70,6 +72,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              ("application/x-npy", "application/x-npz")),
     Endpoint("/reconstruct", rest.reconstruct, ReconstructRequest, ReconstructResponse,
              ("application/x-npy", "application/x-npz")),
+    Endpoint("/restyle", rest.restyle, RestyleRequest, RestyleResponse, ("application/x-npy", "application/x-npz")),
     Endpoint("/v2/models/{model}/infer", v2.infer, InferRequest, InferResponse, ("application/octet-stream",),
              "open inference protocol"),
     Endpoint("/v2/models/{model}/versions/{version}/infer", v2.infer, InferRequest, InferResponse,

@@ -441,19 +441,16 @@ function drawBars(mu, logvar) {
   c.dataset.mu = JSON.stringify(mu);
 }
 
-// Which class fits the drawing best under the cvae? Reconstruct it under all ten and keep the lowest MSE.
+// The drawing as every class in its own style: the server reads which class it is (the best reconstruction), takes
+// its code back to the prior's noise through that class's flow and pushes the noise through every class's p(z | y)
+// (POST /restyle): the same code decoded under other labels kept the drawn class in most tiles.
 async function styleRow(pixels, current) {
   const name = model("cvae-model");
   if (!name) return;
-  const labels = [...Array(10).keys()];
-  const images = labels.map(() => ({ pixels }));
-  const rec = await api("/reconstruct", { model: name, images, labels });
-  const best = rec.mse.indexOf(Math.min(...rec.mse));
-  const enc = await api("/encode", { model: name, images: [{ pixels }], labels: [best] });
-  const out = await api("/decode", { model: name, z: labels.map(() => enc.mu[0]), labels }, { npy: true });
+  const out = await api("/restyle", { model: name, image: { pixels } });
   if (!current()) return;
-  $("style-label").textContent = `${best}`;
-  paintGrid($("style-row"), npyRows(out), 10);
+  $("style-label").textContent = `${out.label}`;
+  paintGrid($("style-row"), out.images, 10);
 }
 
 // ---------------------------------------------------------------- start

@@ -12,9 +12,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import torch
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.helpers import ROOT, launch
+from training.judge import load_judge
 
 REPOSITORY = ROOT / "models"  # the shipped models: real digits, so "not blank" means something
 CHROMIUM = os.environ.get("VAESERVE_CHROMIUM", "/usr/bin/chromium")
@@ -32,6 +34,21 @@ TILE_INK = """([id, cols]) => {
     let ink = 0;
     for (let i = 0; i < d.length; i += 4) if (d[i] < 128) ink++;
     out.push(ink / (d.length / 4));
+  }
+  return out;
+}"""
+# Each tile of a grid canvas back as 28x28 ink in [0, 1] (ink = 1 - grey): what the page painted, for the judge.
+TILES_28 = """([id, cols]) => {
+  const c = document.getElementById(id), ctx = c.getContext('2d'), size = c.width / cols, out = [];
+  for (let k = 0; k < cols; k++) {
+    const d = ctx.getImageData(k * size, 0, size, size).data, img = [];
+    for (let r = 0; r < 28; r++) { const row = [];
+      for (let q = 0; q < 28; q++) {
+        const px = Math.floor((q + 0.5) * size / 28), py = Math.floor((r + 0.5) * size / 28);
+        row.push(1 - d[4 * (py * size + px)] / 255);
+      }
+      img.push(row); }
+    out.push(img);
   }
   return out;
 }"""
@@ -228,6 +245,12 @@ def test_drawing_is_reconstructed_encoded_and_restyled(page: Page, tmp_path: Pat
     assert len(mu) == 20 and any(abs(v) > 0.1 for v in mu)
     assert page.text_content("#style-label") in list("0123456789")
     assert_digits(digits(page, "style-row", 10), 10)
+    # The judge reads the painted row back: each tile the class it was drawn as (POST /restyle), not the drawn 7
+    tiles = np.asarray(page.evaluate(TILES_28, ["style-row", 10]), np.float32)
+    judge, _ = load_judge(ROOT / "judge" / "mnist-cnn.ts", torch.device("cpu"))
+    with torch.no_grad():
+        read = judge(torch.from_numpy(tiles)[:, None]).argmax(1).numpy()
+    assert (read == np.arange(10)).mean() >= 0.9, read
     # The drawing can be an end of the interpolation (the server encodes it).
     page.click("#use-a")
     grid = box(page, "#sample-grid")
