@@ -83,3 +83,22 @@ def test_cli_help_names_each_default_once(capsys: pytest.CaptureFixture[str]) ->
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: None)" not in text and "(default: False)" not in text
     assert text.count("(default: 60000)") == 1 and text.count("http://127.0.0.1:8000") == 1
+
+
+def test_async_client_writes_the_same_set(server: tuple[str, object], tmp_path: Path) -> None:
+    import asyncio
+
+    from vaeclient import AsyncVaeClient
+
+    url, _ = server
+
+    async def go() -> dict:
+        async with AsyncVaeClient(url) as c:
+            return await c.synthetic_set(tmp_path / "a.npz", 20, model="cvae-z4", seed=2, progress=False)
+
+    prov = asyncio.run(go())
+    with VaeClient(url) as c:
+        c.synthetic_set(tmp_path / "s.npz", 20, model="cvae-z4", seed=2, progress=False)
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "s.npz") as s:
+        np.testing.assert_array_equal(a["x"], s["x"])
+        assert a["y"].tolist() == s["y"].tolist() and prov["model"] == "cvae-z4"
