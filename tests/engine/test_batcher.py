@@ -450,9 +450,15 @@ def test_a_fair_chunk_with_every_stream_waiting_for_its_reader(executor: ThreadP
     asyncio.run(go())
 
 
-def test_small_quick_chunks_run_on_the_loop_and_slow_ones_on_the_worker(executor: ThreadPoolExecutor) -> None:
+def test_small_quick_chunks_run_on_the_loop_and_slow_ones_on_the_worker(
+        executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch) -> None:
     """A chunk of a few rows whose forward is quick runs on the event loop's thread (the hop costs more than it);
-    a big chunk, or after a slow forward, runs on the worker thread, so the loop is never held long."""
+    after a slow forward the next goes to the worker thread, and a quick one there brings them back; a big chunk
+    always goes to the worker, so the loop is never held long. (Bounds widened tenfold: a busy machine's timing noise
+    must not decide the test.)"""
+    import service.engine.batcher as batcher_module
+
+    monkeypatch.setattr(batcher_module, "INLINE_MAX_S", 0.005)
     threads: list[str] = []
     delay = [0.0]
 
@@ -464,16 +470,15 @@ def test_small_quick_chunks_run_on_the_loop_and_slow_ones_on_the_worker(executor
     async def go() -> None:
         b = Batcher(forward, executor, max_batch_rows=64, max_delay_s=0.002, budget=Budget(1 << 40),
                     row_cost_s=1e-6, inline_rows=8)
+        await b.submit(torch.zeros(2, 1), None, far())  # quick: on the loop
+        delay[0] = 0.1
+        await b.submit(torch.zeros(2, 1), None, far())  # on the loop, and slow: the next goes to the worker
+        delay[0] = 0.0
+        await b.submit(torch.zeros(2, 1), None, far())  # on the worker, and quick: the next comes back
         await b.submit(torch.zeros(2, 1), None, far())
-        await b.submit(torch.zeros(32, 1), None, far())
-        delay[0] = 0.01  # a slow forward: the next small chunk goes to the worker
-        await b.submit(torch.zeros(2, 1), None, far())
-        await b.submit(torch.zeros(2, 1), None, far())
-        delay[0] = 0.0  # quick again on the worker: back to the loop after it
-        await b.submit(torch.zeros(2, 1), None, far())
-        await b.submit(torch.zeros(2, 1), None, far())
+        await b.submit(torch.zeros(32, 1), None, far())  # more rows than inline_rows: the worker
         await b.stop()
 
     asyncio.run(go())
     main = threading.main_thread().name
-    assert [t == main for t in threads] == [True, False, True, False, False, True]
+    assert [t == main for t in threads] == [True, True, False, True, False]
