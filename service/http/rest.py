@@ -377,9 +377,14 @@ async def restyle(request: Request, plane: DataPlane, ticket: Ticket) -> Respons
     or the one whose reconstruction fits best), take its code back to the prior's noise through that class's flow,
     and push the same noise through each asked class's p(z | y) and the decoder. A conditional model only."""
     if body_type(request) in ARRAY_TYPES:
-        spec = ArraySpec("image", IMAGE_DTYPES, 784, 3)
-        req, got = await parse_arrays(request, RestyleOptions, ticket, {"image": spec})
+        specs = {"image": ArraySpec("image", IMAGE_DTYPES, 784, 3),
+                 "labels": ArraySpec("labels", LABEL_DTYPES, 1000, 1)}
+        req, got = await parse_arrays(request, RestyleOptions, ticket, specs)  # .npz: the target labels beside it
+        if got["image"].size != 784:
+            raise InvalidInput(f"image: shape {list(got['image'].shape)}; one 28x28 image")
         x = image_array(got["image"].reshape(1, 28, 28), plane, name="image")
+        if "labels" in got:
+            req = req.model_copy(update={"labels": [int(v) for v in got["labels"].reshape(-1)]})
     else:
         req = await parse(request, RestyleRequest, ticket)
         x = images_tensor([req.image], plane)
@@ -389,7 +394,7 @@ async def restyle(request: Request, plane: DataPlane, ticket: Ticket) -> Respons
         raise InvalidInput(f"model {ckpt.name} is not conditional: restyling draws a digit as other classes; use a "
                            "cvae model")
     targets = req.labels if req.labels is not None else list(range(classes))
-    if not targets or max(targets) >= classes:
+    if not targets or max(targets) >= classes or min(targets) < 0:
         raise InvalidInput(f"labels: one or more classes in 0..{classes - 1}")
     label = req.label
     if label is None:  # the class it fits best: reconstructed under each, the smallest squared error

@@ -72,6 +72,13 @@ def test_restyle_takes_an_array_and_refuses_what_it_cannot_do(shipped: TestClien
     r = shipped.post("/restyle?model=cvae-z10&label=2", content=buf.getvalue(),
                      headers={"content-type": "application/x-npy", "accept": "application/x-npy"})
     assert r.status_code == 200 and np.load(io.BytesIO(r.content)).shape == (10, 28, 28)
+    both = io.BytesIO()
+    np.savez(both, image=x, labels=np.array([4, 9]))  # an .npz carries the target labels beside the image
+    r = shipped.post("/restyle?model=cvae-z10", content=both.getvalue(),
+                     headers={"content-type": "application/x-npz", "accept": "application/x-npz"})
+    assert r.status_code == 200
+    with np.load(io.BytesIO(r.content)) as got:
+        assert got["images"].shape == (2, 28, 28) and got["labels"].tolist() == [4, 9]
     plain = shipped.post("/restyle", json={"model": "vae-flow-z20", "image": {"pixels": x.tolist()}})
     assert plain.status_code == 422 and "not conditional" in plain.json()["error"]
     far = shipped.post("/restyle", json={"model": "cvae-z10", "image": {"pixels": x.tolist()}, "labels": [12]})
