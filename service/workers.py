@@ -85,8 +85,6 @@ def serve(argv: list[str], workers: int, host: str, port: int) -> int:
                     del procs[i]
                     continue
                 log.warning("worker %d (pid %s) exited with code %s; restarting it", i, p.pid, p.exitcode)
-                print(f"vaeserve: worker {i} (pid {p.pid}) exited with code {p.exitcode}; restarting it",
-                      file=sys.stderr)
                 time.sleep(RESTART_PAUSE_S)
                 start(i)
     finally:

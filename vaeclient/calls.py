@@ -97,15 +97,16 @@ def _image_array(images: np.ndarray | Sequence[Any]) -> np.ndarray | None:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def progress_bar(total: int, show: bool, unit: str = "row") -> Any:
-    """A tqdm bar that appears only once a call has run a few seconds (and only when asked); None without tqdm."""
+def progress_bar(total: int, show: bool, unit: str = "row", initial: int = 0, desc: str | None = None,
+                 delay: float = 2.0) -> Any:
+    """A tqdm bar (only when asked) that appears once a call has run `delay` seconds; None without tqdm."""
     if not show:
         return None
     try:
         from tqdm import tqdm
     except ImportError:  # the client needs httpx and NumPy only; the bar is a nicety
         return None
-    return tqdm(total=total, unit=unit, unit_scale=True, delay=2.0)
+    return tqdm(total=total, initial=initial, unit=unit, unit_scale=True, desc=desc, delay=delay)
 
 
 def _concat(parts: list[np.ndarray | None]) -> np.ndarray | None:

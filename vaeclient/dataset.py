@@ -10,14 +10,13 @@ with the same arguments sends only what is missing. The model's version is pinne
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vaeclient.calls import progress_bar
+from vaeclient.resume import finish, newest_model, open_parts, write_whole
 
 if TYPE_CHECKING:  # the client calls this module, not the other way round: no import cycle
     from vaeclient.sync import VaeClient
@@ -38,16 +37,6 @@ def load_digits(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         return npz[key], None if lab is None else npz[lab]
 
 
-def _model(client: VaeClient, model: str | None) -> dict[str, Any]:
-    listed = client.models()
-    if model is None:
-        model = next((m["name"] for m in listed if m.get("default")), None)
-    found = [m for m in listed if m["name"] == model]
-    if not found:
-        raise ValueError(f"no model {model!r} on the server; it has: {', '.join(sorted({m['name'] for m in listed}))}")
-    return max(found, key=lambda m: m.get("version", 0))
-
-
 def _digest(path: Path) -> str:
     st = path.stat()
     return hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
@@ -60,37 +49,23 @@ def encode_file(client: VaeClient, src: Path, out: Path, *, model: str | None = 
     n = len(images)
     if n == 0 or images.shape[1:] not in ((28, 28), (1, 28, 28), (784,)):
         raise ValueError(f"{src}: images of shape {list(images.shape)}; (N, 28, 28), (N, 1, 28, 28) or (N, 784)")
-    entry = _model(client, model)
+    entry = newest_model(client, model)
     conditional = bool(entry.get("num_classes"))
     if conditional and labels is None:
         raise ValueError(f"model {entry['name']} is conditional: its codes need the labels (y or labels in a .npz)")
     provenance = {"server": client.base_url, "model": entry["name"], "version": int(entry["version"]), "n": n,
                   "source": str(src), "source_digest": _digest(src), "piece": PIECE_ROWS}
-    parts = out.with_name(out.name + ".parts")
-    manifest = parts / "manifest.json"
-    if parts.exists() and (restart or not manifest.exists()):
-        shutil.rmtree(parts)
-    if manifest.exists():
-        before = json.loads(manifest.read_text())
-        if {k: v for k, v in before.items() if k != "server"} != {k: v for k, v in provenance.items() if k != "server"}:
-            raise ValueError(f"{parts} holds codes begun with other arguments or another input ({before}); pass "
-                             "--restart to throw them away, or the same arguments to resume")
-    parts.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps(provenance, indent=1))
+    parts, provenance = open_parts(out, provenance, restart, "codes begun with other arguments or another input")
     starts = list(range(0, n, PIECE_ROWS))
     todo = [s for s in starts if not (parts / f"{s:09d}.npz").exists()]
-    bar = progress_bar(n, progress, "digit")
-    if bar is not None:
-        bar.update(n - sum(min(PIECE_ROWS, n - s) for s in todo))
+    bar = progress_bar(n, progress, "digit", initial=n - sum(min(PIECE_ROWS, n - s) for s in todo))
     try:
         for s in todo:
             sl = slice(s, min(n, s + PIECE_ROWS))
             lab = labels[sl] if conditional and labels is not None else None
             mu, logvar = client.encode(np.asarray(images[sl]), model=entry["name"], version=provenance["version"],
                                        labels=lab)
-            tmp = parts / f"{s:09d}.tmp.npz"
-            np.savez(tmp, mu=mu, **({} if logvar is None else {"logvar": logvar}))
-            tmp.replace(parts / f"{s:09d}.npz")  # a piece on disk is whole: resuming never reads half of one
+            write_whole(parts / f"{s:09d}.npz", np.savez, mu=mu, **({} if logvar is None else {"logvar": logvar}))
             if bar is not None:
                 bar.update(sl.stop - sl.start)
     finally:
@@ -102,8 +77,5 @@ def encode_file(client: VaeClient, src: Path, out: Path, *, model: str | None = 
         result["logvar"] = np.concatenate([p["logvar"] for p in pieces])
     if labels is not None:
         result["labels"] = np.asarray(labels)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, **result, **{k: np.asarray(v) for k, v in provenance.items()})
-    tmp.replace(out)
-    shutil.rmtree(parts)
+    finish(out, parts, result, provenance)
     return provenance

@@ -12,8 +12,6 @@ is pinned at the start: a reload on the server mid-way cannot mix two models in 
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vaeclient.calls import VaeServeError
+from vaeclient.calls import VaeServeError, progress_bar
+from vaeclient.resume import finish, newest_model, open_parts, write_whole
 
 if TYPE_CHECKING:  # the client calls this module, not the other way round: no import cycle
     from vaeclient.sync import VaeClient
@@ -34,28 +33,13 @@ def block_seed(seed: int, k: int) -> int:
     return seed if k == 0 else (seed + k * 0x9E3779B97F4A7C15) % 2**63
 
 
-def _progress(total: int, done: int, desc: str) -> Any:
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the client needs httpx and NumPy only; the bar is a nicety
-        return None
-    return tqdm(total=total, initial=done, unit="digit", unit_scale=True, desc=desc)
-
-
 def resolve(client: VaeClient, model: str | None) -> dict[str, Any]:
     """The model to pull from (the server's default when None), which must be conditional, and its newest version."""
-    listed = client.models()
-    if model is None:
-        defaults = [m for m in listed if m.get("default")]
-        model = defaults[0]["name"] if defaults else None
-    found = [m for m in listed if m["name"] == model]
-    if not found:
-        raise ValueError(f"no model {model!r} on the server; it has: {', '.join(sorted({m['name'] for m in listed}))}")
-    conditional = sorted({m["name"] for m in listed if m.get("num_classes")})
-    entry = max(found, key=lambda m: m.get("version", 0))
+    entry = newest_model(client, model)
     if not entry.get("num_classes"):
-        raise ValueError(f"model {model!r} is not conditional: its digits come without labels; conditional models "
-                         f"here: {', '.join(conditional) or 'none'}")
+        conditional = sorted({m["name"] for m in client.models() if m.get("num_classes")})
+        raise ValueError(f"model {entry['name']!r} is not conditional: its digits come without labels; conditional "
+                         f"models here: {', '.join(conditional) or 'none'}")
     return entry
 
 
@@ -68,31 +52,18 @@ def write_synthetic(client: VaeClient, out: Path, n: int, *, model: str | None =
     entry = resolve(client, model)
     provenance = {"server": client.base_url, "model": entry["name"], "version": int(entry["version"]), "seed": seed,
                   "temperature": temperature, "n": n, "labels": "balanced", "chunk": SEED_BLOCK}
-    parts = out.with_name(out.name + ".parts")
-    manifest = parts / "manifest.json"
-    if parts.exists() and (restart or not manifest.exists()):
-        shutil.rmtree(parts)
-    if manifest.exists():
-        before = json.loads(manifest.read_text())
-        if {k: v for k, v in before.items() if k != "server"} != {k: v for k, v in provenance.items() if k != "server"}:
-            raise ValueError(f"{parts} holds a set begun with other arguments ({before}); pass restart=True "
-                             "(--restart) to throw it away, or the same arguments to resume it")
-        provenance = before | {"server": client.base_url}
-    parts.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps(provenance, indent=1))
+    parts, provenance = open_parts(out, provenance, restart, "a set begun with other arguments")
     chunks = [(k, min(SEED_BLOCK, n - k * SEED_BLOCK)) for k in range((n + SEED_BLOCK - 1) // SEED_BLOCK)]
     todo = [(k, rows) for k, rows in chunks if not (parts / f"{k:05d}.npy").exists()]
-    bar = _progress(n, n - sum(rows for _, rows in todo), f"{entry['name']} v{provenance['version']}") \
-        if progress else None
+    bar = progress_bar(n, progress, "digit", initial=n - sum(rows for _, rows in todo),
+                       desc=f"{entry['name']} v{provenance['version']}", delay=0.0)
 
     def pull(k: int, rows: int) -> int:
         images = client.sample(rows, model=entry["name"], version=provenance["version"], seed=block_seed(seed, k),
                                temperature=temperature, labels="balanced", dtype="uint8")
         if images.shape != (rows, 28, 28) or images.dtype != np.uint8:
             raise VaeServeError(200, f"chunk {k}: expected ({rows}, 28, 28) uint8, got {images.shape} {images.dtype}")
-        tmp = parts / f"{k:05d}.tmp.npy"
-        np.save(tmp, images)
-        tmp.replace(parts / f"{k:05d}.npy")  # a chunk on disk is whole: resuming never reads half of one
+        write_whole(parts / f"{k:05d}.npy", np.save, images)
         return rows
 
     pool = ThreadPoolExecutor(max(1, workers))
@@ -108,8 +79,5 @@ def write_synthetic(client: VaeClient, out: Path, n: int, *, model: str | None =
             bar.close()
     x = np.concatenate([np.load(parts / f"{k:05d}.npy") for k, _ in chunks])
     y = (np.arange(n) % int(entry["num_classes"])).astype(np.int64)  # labels="balanced": row i asked for i % 10
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, x=x, y=y, **{k: np.asarray(v) for k, v in provenance.items()})
-    tmp.replace(out)
-    shutil.rmtree(parts)
+    finish(out, parts, {"x": x, "y": y}, provenance)
     return provenance

@@ -1,7 +1,8 @@
 """The dataplane: what every door calls to serve a request, so that a door only decodes its wire format, calls, and
 encodes the answer or the error (service/dataplane/errors.py says which status or code).
 
-    with plane.admit(timeout_s) as ticket:      # readiness, the in-flight cap, one deadline, the drain's clock
+    plane.touch()                               # every request, any door: the drain's clock
+    with plane.admit(timeout_s) as ticket:      # readiness, the in-flight cap, one deadline
         ckpt = plane.resolve(name, version)     # or, for the Open Inference Protocol:
         out = await plane.run(ckpt, op, rows, ticket)   # name, version, arrays = await plane.infer(...)
     plane.observe(route, status, seconds)       # request metrics, whatever the door
@@ -13,6 +14,9 @@ scrape. The engine's parts stay behind it; doors hold a DataPlane, never an Engi
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -28,7 +32,7 @@ from service.engine.domain import NotReady, Unauthorized
 from service.engine.engine import Engine
 from service.engine.ops import Op, Rows
 from service.settings import Settings
-from service.shared import Peers
+from service.shared import GAUGE_EVERY_S, Peers
 
 __all__ = ["CONTENT_TYPE_LATEST", "DataPlane", "Part"]
 
@@ -71,8 +75,6 @@ class DataPlane:
 
     def quiet_for(self) -> float:
         """Seconds since the newest request, any door (the drain waits for quiet)."""
-        import time
-
         return time.monotonic() - self._lifecycle.last_request_at
 
     def touch(self) -> None:
@@ -82,11 +84,15 @@ class DataPlane:
         self._lifecycle.check_ready()
 
     def check_ready_all(self) -> None:
-        """NotReady unless this server (with workers: every worker) serves: the readiness probes' rule."""
-        ready, said = self.readiness()
-        if not ready:
-            raise NotReady(said["error"] if said["error"].startswith("not ready") else f"not ready: {said['error']}",
-                           self.settings.retry_after_s)
+        """NotReady unless this server (with workers: every worker) serves: the readiness probes' rule, with the
+        lifecycle's reasons (load errors, draining) when it is this server that does not."""
+        self._lifecycle.check_ready()
+        if self.peers is not None and not self.peers.all_ready():
+            raise NotReady(self._peers_waiting(), self.settings.retry_after_s)
+
+    def _peers_waiting(self) -> str:
+        assert self.peers is not None
+        return f"not ready: {self.peers.ready()} of {self.peers.expected} workers serve"
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """(ready, what /readyz says): the reason when not, the device and models when so. With workers, ready
@@ -96,7 +102,7 @@ class DataPlane:
         if not self._lifecycle.ready:
             return False, {"error": "not ready", "detail": self._repository.load_errors}
         if self.peers is not None and not self.peers.all_ready():
-            return False, {"error": f"not ready: {self.peers.ready()} of {self.peers.expected} workers serve"}
+            return False, {"error": self._peers_waiting()}
         return True, {"status": "ready", "device": str(self._engine.runtime.device),
                       "models": self._repository.names()}
 
@@ -107,8 +113,8 @@ class DataPlane:
 
     def admit(self, timeout_s: float | None = None) -> Ticket:
         """The request's ticket (use as a context manager): NotReady while loading or draining, Overloaded past
-        the in-flight cap, both before anything is read; a client's own deadline when sooner than the server's."""
-        self._lifecycle.touch()
+        the in-flight cap, both before anything is read; a client's own deadline when sooner than the server's.
+        (The drain's clock is the door's `touch`, once for every request it takes, inference or not.)"""
         self._lifecycle.check_ready()
         ticket = self._engine.admission.admit()
         ticket.within(timeout_s)
@@ -134,8 +140,6 @@ class DataPlane:
 
     def check_api_key(self, given: bytes) -> None:
         """Unauthorized (counted) unless `given` is the API key; doors call it only when a key is set."""
-        import hmac
-
         if not hmac.compare_digest(given, (self.settings.api_key or "").encode()):
             self.reject("unauthorized")
             raise Unauthorized("missing or wrong API key (X-API-Key header, x-api-key gRPC metadata)")
@@ -175,10 +179,6 @@ class DataPlane:
 
     async def refresh_gauges(self) -> None:
         """With workers: keep this worker's gauges fresh for a scrape another worker answers."""
-        import asyncio
-
-        from service.shared import GAUGE_EVERY_S
-
         while True:
             self._engine.refresh_gauges()
             await asyncio.sleep(GAUGE_EVERY_S)

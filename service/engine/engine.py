@@ -23,6 +23,7 @@ import torch
 
 from service.engine.admission import Admission, Ticket
 from service.engine.batcher import QueueFull
+from service.engine.checkpoints import Checkpoint
 from service.engine.domain import DeadlineExceeded, Forbidden, Overloaded
 from service.engine.lifecycle import Lifecycle
 from service.engine.metrics import Metrics
@@ -68,7 +69,7 @@ class Engine:
             raise Forbidden("missing or wrong admin key (X-Admin-Key header, x-admin-key gRPC metadata): "
                             "repository control needs it")
 
-    async def run(self, ckpt, op: Op, rows: Rows, ticket: Ticket) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    async def run(self, ckpt: Checkpoint, op: Op, rows: Rows, ticket: Ticket) -> torch.Tensor:
         """The operation's outputs for every row, before the ticket's deadline; Overloaded or DeadlineExceeded
         otherwise. Cancelling the awaiting task takes the rows out of the queue at once."""
         batcher = self.scheduler.batcher(ckpt, op)
@@ -88,7 +89,7 @@ class Engine:
         retry = max(self.settings.retry_after_s, math.ceil(exc.retry_after_s))
         return Overloaded(f"server busy: {exc}; retry after {retry}s", retry)
 
-    def stream(self, ckpt, op: Op, rows: Rows | Iterator[Rows],  # type: ignore[no-untyped-def]
+    def stream(self, ckpt: Checkpoint, op: Op, rows: Rows | Iterator[Rows],
                ticket: Ticket) -> AsyncIterator[torch.Tensor]:
         """Rows queued now (Overloaded at once); their outputs as parts, in order, as chunks finish. `rows` may be
         an iterator of blocks, made as the stream reaches them (a million rows never wait in memory): the first is
