@@ -72,6 +72,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-export", action="store_true", help="keep runs/<name>/best.pt only")
     p.add_argument("--limit-train", type=int, default=0, help="use only N training images (smoke tests)")
     _prior_args(p, learned=True)
+    p.add_argument("--iwae-k", type=int, default=1,
+                   help="VAEs: train the importance-weighted bound of k samples (1: the ELBO)")
 
 
 PRIORS = {"normal": "N(0, I)", "flow": "a flow learned with the model (model/prior.py)",
@@ -228,7 +230,8 @@ def parse_command(command: str) -> argparse.Namespace:
 def train_config(a: argparse.Namespace) -> TrainConfig:
     """The TrainConfig a `train` command line stands for."""
     spec = ModelSpec(a.kind, a.latent_dim, a.arch, a.width, a.sparsity_weight, a.noise, a.noise_level, a.depth,
-                     a.topk, a.prior if a.prior in ("flow", "class-flow") else "normal", a.prior_hidden)
+                     a.topk, a.prior if a.prior in ("flow", "class-flow") else "normal", a.prior_hidden,
+                     getattr(a, "iwae_k", 1))
     return TrainConfig(spec, a.name, a.epochs, a.batch_size, a.lr, a.seed, a.binarize, a.device, a.idx_dir,
                        a.data_cache, a.runs_dir, a.repository, not a.no_export, a.limit_train,
                        prior="flow" if a.prior == "flow-fit" else "normal", prior_epochs=a.prior_epochs,
@@ -238,9 +241,17 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
 def cmd_train(a: argparse.Namespace) -> int:
     from training.loop import train
 
+    if a.iwae_k < 1 or (a.iwae_k > 1 and not KINDS[a.kind].stochastic):
+        print(f"--iwae-k {a.iwae_k}: must be 1 (the ELBO), or > 1 for a VAE kind "
+              f"({', '.join(k for k, v in KINDS.items() if v.stochastic)})", file=sys.stderr)
+        return 2
+
     path = train(train_config(a))
     if path is not None:
         print(path)
+        if a.no_export:  # a bare runs/<name>/best.pt: `export` makes it servable
+            print(f"not exported; make it servable with: python -m training export {path}", file=sys.stderr)
+            return 0
         where = "the scratch repository" if a.repository != PUBLISHED else "the served repository"
         print(f"exported into {where} {a.repository}/; serve it with:", file=sys.stderr)
         print(serve_command(path))  # alone on the last line, to copy as printed (a test runs it)
