@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(cmd: list[str], env: dict[str, str], ready: str, cwd: Path = ROOT):
+def server(cmd: list[str], env: dict[str, str], ready: str, cwd: Path = ROOT, method: str = ""):
     proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1", **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             preexec_fn=lambda: os.sched_setaffinity(0, {SERVER_CORE}))
@@ -45,7 +45,7 @@ def server(cmd: list[str], env: dict[str, str], ready: str, cwd: Path = ROOT):
         deadline = time.time() + 90
         while time.time() < deadline:
             try:
-                if httpx.request("GET" if "readyz" in ready else "POST", ready, json={"z": [0.0] * 20},
+                if httpx.request(method or ("GET" if "readyz" in ready else "POST"), ready, json={"z": [0.0] * 20},
                                  timeout=2).status_code < 500:
                     break
             except httpx.HTTPError:

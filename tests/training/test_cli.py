@@ -130,15 +130,23 @@ def test_recorded_command_parses_back_to_the_config(idx_dir: Path, tmp_path: Pat
     from training.__main__ import parse_command, train_config
 
     args = _train_args(idx_dir, tmp_path, "--kind", "cvae", "--arch", "mlp", "--depth", "2", "--latent-dim", "3",
-                       "--epochs", "1", "--prior", "flow", "--prior-hidden", "8", "--name", "it's odd")
+                       "--epochs", "1", "--prior", "flow", "--prior-hidden", "8", "--name", "it's odd", "--iwae-k", "2")
     assert main(args) == 0
     meta = read_meta(tmp_path / "repo" / "it's odd" / "1" / "model.ts")
     assert meta["command"] == meta["config"]["command"] and meta["command"].startswith("python -m training train")
     again = train_config(parse_command(meta["command"])).to_json()
     assert again == meta["config"]
     assert meta["config"]["spec"]["prior"] == "flow" and meta["config"]["spec"]["prior_hidden"] == 8
+    assert meta["config"]["spec"]["iwae_k"] == 2
     changed = train_config(parse_command(meta["command"] + " --epochs 2")).to_json()
     assert changed != meta["config"]  # the comparison can fail
+
+
+def test_iwae_k_is_for_vaes_only(idx_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for kind, k in (("deep-ae", "4"), ("vae", "0")):
+        assert main(_train_args(idx_dir, tmp_path, "--kind", kind, "--epochs", "1", "--iwae-k", k)) == 2
+        assert f"--iwae-k {k}: must be 1 (the ELBO), or > 1 for a VAE kind (vae, cvae)" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_train_writes_to_a_scratch_repository_unless_published(capsys: pytest.CaptureFixture[str]) -> None:
