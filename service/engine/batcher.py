@@ -58,8 +58,9 @@ Forward = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 DEFAULT_LEVEL = 2  # priority 0 (unset) sits between 1 (high) and 2+ (low)
 COST_EWMA = 0.2  # weight of each new chunk's per-row cost
 INLINE_MAX_S = 0.0005  # a chunk expected to take longer never blocks the event loop (Batcher._inline)
-SETTLE_TURNS = 8  # loop turns a chunk may wait while they bring rows (Batcher._settle)
-SETTLE_PATIENCE = 1  # turns in a row without new rows that end the wait
+SETTLE_TURNS = 256  # loop turns a chunk may wait while they bring rows (Batcher._settle)
+SETTLE_PATIENCE = 6  # turns in a row without new rows that end the wait: more than a gRPC call's walk to the queue
+SETTLE_MAX_S = 0.005  # and never longer than this
 STREAM_AHEAD = 4  # a streamed job gets no new chunk while this many finished parts wait for its reader
 
 
@@ -346,9 +347,14 @@ class Batcher:
 
     async def _settle(self) -> None:
         """Let the event loop deliver what is already in hand before cutting the chunk: a turn of the loop at a time
-        while turns bring more rows (at most SETTLE_TURNS; SETTLE_PATIENCE turns in a row without one end it). A
-        gRPC server hands its calls to Python about one per turn, so without this every forward held one row; a
-        quiet server pays SETTLE_PATIENCE turns (microseconds)."""
+        while turns bring more rows (at most SETTLE_TURNS or SETTLE_MAX_S; SETTLE_PATIENCE turns in a row without
+        one end it). grpcio's asyncio server accepts one call per turn of the loop and walks it to its handler over
+        about four more (the accept's completion, the task, the message's receipt: benchmarks/kserve_compare.py's
+        profile in docs/benchmarks.md), so a patience of one turn cut every forward at one row and each call paid a
+        whole forward; six turns let the calls already in flight arrive. A quiet server pays six empty turns
+        (microseconds: HTTP and gRPC p50 at concurrency 1 did not move)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + SETTLE_MAX_S
         idle = 0
         for _ in range(SETTLE_TURNS):
             before = self.queued_rows
@@ -356,7 +362,7 @@ class Batcher:
             if self.queued_rows >= self.chunk_rows():
                 return
             idle = idle + 1 if self.queued_rows == before else 0
-            if idle >= SETTLE_PATIENCE:
+            if idle >= SETTLE_PATIENCE or loop.time() > end:
                 return
 
     def _inline(self, rows: int) -> bool:

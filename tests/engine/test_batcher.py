@@ -482,3 +482,27 @@ def test_small_quick_chunks_run_on_the_loop_and_slow_ones_on_the_worker(
     asyncio.run(go())
     main = threading.main_thread().name
     assert [t == main for t in threads] == [True, True, False, True, False]
+
+
+def test_rows_that_trickle_in_a_few_loop_turns_apart_share_one_forward(executor: ThreadPoolExecutor) -> None:
+    """grpcio's asyncio server walks each call to its handler over several turns of the loop, one call at a time;
+    the batcher waits out a few empty turns before cutting a chunk, so calls already on their way share a forward
+    (with one turn's patience each of these was its own forward); a quiet loop still cuts at once."""
+    rec = Recorder()
+
+    async def go() -> None:
+        b = Batcher(rec, executor, max_batch_rows=64, max_delay_s=0.002, budget=Budget(1 << 40))
+        calls = []
+        for _ in range(6):
+            calls.append(asyncio.ensure_future(b.submit(torch.ones(1, 1), None, far())))
+            for _ in range(3):  # the turns a gRPC call takes from its accept to the queue
+                await asyncio.sleep(0)
+        outs = await asyncio.gather(*calls)
+        assert all(torch.equal(o, torch.full((1, 1), 2.0)) for o in outs)
+        t0 = time.perf_counter()
+        await b.submit(torch.ones(1, 1), None, far())  # alone: waits only its few empty turns
+        assert time.perf_counter() - t0 < 0.5
+        await b.stop()
+
+    asyncio.run(go())
+    assert rec.sizes == [6, 1]
