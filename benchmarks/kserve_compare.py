@@ -6,7 +6,7 @@ gRPC at concurrency 1 and 64, and HTTP to vaeserve as the same-run reference of 
 then grpcio's floor (benchmarks/grpc_floor.py: its asyncio server answering a constant, no model) on the same core.
 KServe runs benchmarks/kserve_server.py in .venv-kserve (`bash scripts/setup.sh --tests` makes it; add torch
 there with `.venv-kserve/bin/pip install torch==2.13.0`).
-Usage: python benchmarks/kserve_compare.py [--model vae-flow-z20] [--seconds 6] [--workers 1]
+Usage: python benchmarks/kserve_compare.py [--model vae-flow-z20] [--seconds 6]
 """
 
 from __future__ import annotations

@@ -230,8 +230,7 @@ def parse_command(command: str) -> argparse.Namespace:
 def train_config(a: argparse.Namespace) -> TrainConfig:
     """The TrainConfig a `train` command line stands for."""
     spec = ModelSpec(a.kind, a.latent_dim, a.arch, a.width, a.sparsity_weight, a.noise, a.noise_level, a.depth,
-                     a.topk, a.prior if a.prior in ("flow", "class-flow") else "normal", a.prior_hidden,
-                     getattr(a, "iwae_k", 1))
+                     a.topk, a.prior if a.prior in ("flow", "class-flow") else "normal", a.prior_hidden, a.iwae_k)
     return TrainConfig(spec, a.name, a.epochs, a.batch_size, a.lr, a.seed, a.binarize, a.device, a.idx_dir,
                        a.data_cache, a.runs_dir, a.repository, not a.no_export, a.limit_train,
                        prior="flow" if a.prior == "flow-fit" else "normal", prior_epochs=a.prior_epochs,
