@@ -8,8 +8,12 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.shared import PEERS_ENV
+
 SHIPPED_DEFAULT = "vae-flow-z20"
-CLIENT_VARIABLES = {"VAESERVE_URL"}  # read by vaeclient, not the server: never reported as unknown
+# VAESERVE_* variables that are not settings, never reported as unknown: the client's URL (read by vaeclient) and
+# the directory a `--workers` parent hands its workers (service/shared.py)
+NOT_SETTINGS = {"VAESERVE_URL", PEERS_ENV}
 
 
 class Settings(BaseSettings):

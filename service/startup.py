@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from checkpoint import MODEL_FILE
-from service.settings import CLIENT_VARIABLES, Settings, described
+from service.settings import NOT_SETTINGS, Settings, described
 
 
 class BadSettings(SystemExit):
@@ -61,7 +61,7 @@ def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
     known = [variable(f) for f in Settings.model_fields]
     lines = []
     for name in sorted(env):
-        if not name.startswith("VAESERVE_") or name in known or name in CLIENT_VARIABLES:
+        if not name.startswith("VAESERVE_") or name in known or name in NOT_SETTINGS:
             continue
         close = closest(name, known)
         hint = f"; did you mean {close[0]}?" if close else "; python -m service --help lists them"

@@ -47,6 +47,13 @@ def test_an_unknown_variable_is_named_with_the_closest_setting(name: str, meant:
         "VAESERVE_XYZZY is not a setting; python -m service --help lists them"]
 
 
+def test_what_a_workers_parent_hands_its_workers_is_not_reported_as_unknown() -> None:
+    """`--workers N` gives each worker VAESERVE_PEERS_DIR; every worker used to warn that it was not a setting."""
+    from service.shared import PEERS_ENV
+
+    assert unknown_variables({PEERS_ENV: "/tmp/peers", "VAESERVE_URL": "http://x"}) == []
+
+
 def test_a_bad_value_stops_the_start_in_a_few_lines_that_name_it() -> None:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "VAESERVE_DEVICE": "gpu", "VAESERVE_MODEL_DIR": "x"}
     proc = subprocess.run([sys.executable, "-m", "service", "--port", "abc"], cwd=ROOT, env=env,
