@@ -74,6 +74,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     _prior_args(p, learned=True)
     p.add_argument("--iwae-k", type=int, default=1,
                    help="VAEs: train the importance-weighted bound of k samples (1: the ELBO)")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from these weights (a models/<name>/<v>/model.ts or runs/<name>/best.pt of the same "
+                        "architecture) instead of random ones: fine-tuning, e.g. on a larger --iwae-k")
 
 
 PRIORS = {"normal": "N(0, I)", "flow": "a flow learned with the model (model/prior.py)",
@@ -234,18 +237,25 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(spec, a.name, a.epochs, a.batch_size, a.lr, a.seed, a.binarize, a.device, a.idx_dir,
                        a.data_cache, a.runs_dir, a.repository, not a.no_export, a.limit_train,
                        prior="flow" if a.prior == "flow-fit" else "normal", prior_epochs=a.prior_epochs,
-                       command=getattr(a, "command", ""))
+                       command=getattr(a, "command", ""), init_from=a.init_from)
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    from training.finetune import InitMismatch
     from training.loop import train
 
     if a.iwae_k < 1 or (a.iwae_k > 1 and not KINDS[a.kind].stochastic):
         print(f"--iwae-k {a.iwae_k}: must be 1 (the ELBO), or > 1 for a VAE kind "
               f"({', '.join(k for k, v in KINDS.items() if v.stochastic)})", file=sys.stderr)
         return 2
-
-    path = train(train_config(a))
+    if a.init_from is not None and not a.init_from.is_file():
+        print(f"--init-from {a.init_from}: no such file (a model.ts or a run's best.pt)", file=sys.stderr)
+        return 2
+    try:
+        path = train(train_config(a))
+    except InitMismatch as e:
+        print(f"--init-from {a.init_from}: {e}", file=sys.stderr)
+        return 2
     if path is not None:
         print(path)
         if a.no_export:  # a bare runs/<name>/best.pt: `export` makes it servable

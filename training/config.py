@@ -28,6 +28,7 @@ class TrainConfig:
     limit_train: int = 0  # >0: use only this many training images (smoke tests)
     prior: str = "normal"  # normal: N(0, I); flow: fit training/prior.py's flow after training (VAEs)
     prior_epochs: int = 40  # epochs of the prior's fit
+    init_from: Path | None = None  # fine-tuning: the weights (model.ts or best.pt) the run starts from
     command: str = ""  # the command line that made this config (python -m training train ...), for the record
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -37,6 +38,6 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("idx_dir", "data_cache", "runs_dir", "repository"):
+        for k in ("idx_dir", "data_cache", "runs_dir", "repository", "init_from"):
             d[k] = None if d[k] is None else str(d[k])
         return d

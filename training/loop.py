@@ -20,6 +20,7 @@ from model import ModelSpec, build, kind, objective, pixels
 from training.config import TrainConfig
 from training.data import load_mnist
 from training.export import code_commit, export
+from training.finetune import load_initial_weights
 from training.images import save_grid
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,9 @@ def train(cfg: TrainConfig) -> Path | None:
         xte = torch.bernoulli(xte, generator=torch.Generator(device).manual_seed(0))
 
     model = build(cfg.spec).to(device)
-    if hasattr(model, "init_centre"):  # linear AE: a data-dependent start, like PCA's centring
+    if cfg.init_from is not None:  # fine-tuning: the network starts where a finished model stopped
+        load_initial_weights(model, cfg.init_from)
+    elif hasattr(model, "init_centre"):  # linear AE: a data-dependent start, like PCA's centring
         model.init_centre(xtr.mean(0))
     loss_mod: nn.Module = LossModule(model, cfg.spec)
     if world > 1:

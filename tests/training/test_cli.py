@@ -149,6 +149,37 @@ def test_iwae_k_is_for_vaes_only(idx_dir: Path, tmp_path: Path, capsys: pytest.C
     assert not (tmp_path / "runs").exists()
 
 
+def test_init_from_starts_at_a_served_models_weights(idx_dir: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """--init-from model.ts: the fine-tune's first step starts at that file's network and prior (not random ones),
+    from a served file or a run's best.pt; a file of another network is refused with what differs."""
+    from training.finetune import weights_of
+
+    args = ("--kind", "vae", "--arch", "mlp", "--depth", "2", "--latent-dim", "3", "--prior", "flow", "--epochs", "1")
+    assert main(_train_args(idx_dir, tmp_path, *args, "--name", "base")) == 0
+    base = tmp_path / "repo" / "base" / "1" / "model.ts"
+    start = weights_of(base)
+    assert {"head.weight", "prior_flow.w1"} <= set(start)
+    # lr 0 and one epoch: Adam moves nothing, so the fine-tune's export is exactly the file it started from
+    for source in (base, tmp_path / "runs" / "base" / "best.pt"):
+        assert main(_train_args(idx_dir, tmp_path, *args, "--name", "tuned", "--lr", "0", "--iwae-k", "2",
+                                "--init-from", str(source))) == 0
+    tuned = weights_of(tmp_path / "repo" / "tuned" / "2" / "model.ts")
+    assert all(torch.equal(tuned[k], v) for k, v in start.items())
+    assert main(_train_args(idx_dir, tmp_path, *args, "--name", "fresh", "--lr", "0")) == 0
+    fresh = weights_of(tmp_path / "repo" / "fresh" / "1" / "model.ts")
+    assert not torch.equal(fresh["head.weight"], start["head.weight"])  # the comparison above can fail
+    capsys.readouterr()
+    wider = _train_args(idx_dir, tmp_path, *args, "--name", "wider", "--init-from", str(base))
+    wider[wider.index("--width") + 1] = "24"
+    assert main(wider) == 2
+    err = capsys.readouterr().err
+    assert "do not fit the network this command builds" in err and "decoder.net.4.weight (784, 16) vs (784, 24)" in err
+    assert not (tmp_path / "runs" / "wider").exists()  # refused before its first step
+    assert main(_train_args(idx_dir, tmp_path, *args, "--init-from", str(tmp_path / "nothing.ts"))) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
 def test_train_writes_to_a_scratch_repository_unless_published(capsys: pytest.CaptureFixture[str]) -> None:
     from training.__main__ import PUBLISHED, SCRATCH, parse_command
 
