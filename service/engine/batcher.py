@@ -61,6 +61,8 @@ INLINE_MAX_S = 0.0005  # a chunk expected to take longer never blocks the event 
 SETTLE_TURNS = 256  # loop turns a chunk may wait while they bring rows (Batcher._settle)
 SETTLE_PATIENCE = 6  # turns in a row without new rows that end the wait: more than a gRPC call's walk to the queue
 SETTLE_MAX_S = 0.005  # and never longer than this
+LONELY_CHUNKS = 4  # chunks in a row of one request each before a lone request may skip the queue (Batcher._alone)
+PROBE_EVERY = 16  # and every this-many-th of those goes through the queue anyway, to see whether others come
 STREAM_AHEAD = 4  # a streamed job gets no new chunk while this many finished parts wait for its reader
 
 
@@ -111,6 +113,8 @@ class Batcher:
         # the GIL passed twice, a self-pipe write) cost more than the forward of a few rows (CPU only)
         self.inline_rows = inline_rows
         self._inline_ok = True
+        self._lonely = 0  # chunks in a row that held one request: the server is quiet (Batcher._alone)
+        self._alone_runs = 0
         self.jobs: list[_Job] = []  # in service order: served jobs move to the back
         self.queued_rows = 0  # rows waiting for a chunk, all jobs
         self.busy = False  # a chunk is on the worker now
@@ -183,6 +187,8 @@ class Batcher:
     async def submit(self, x: torch.Tensor, labels: torch.Tensor | None, deadline: float,
                      priority: int = 0) -> torch.Tensor:
         """Queue rows x (n, ...) and wait for their outputs, in order."""
+        if self._alone(len(x)):
+            return self._run_alone(x, labels, deadline, level(priority))
         loop = asyncio.get_running_loop()
         job = self._enqueue(x, labels, deadline, priority, stream=False)
         try:
@@ -365,6 +371,36 @@ class Batcher:
             if idle >= SETTLE_PATIENCE or loop.time() > end:
                 return
 
+    def _alone(self, rows: int) -> bool:
+        """A request on a quiet server: nothing queued, in flight or on its way, the last LONELY_CHUNKS chunks one
+        request each, and a forward small enough for the loop's thread. Such a request would be a chunk of its own
+        anyway; through the queue it also paid the hand-off to the batcher's task, the settle's empty turns and the
+        future's wake-up (about eight loop turns: benchmarks/serve.py at c=1). gRPC's arrivals are invisible
+        until their handler runs (Batcher._settle), so every PROBE_EVERY-th lone request takes the queue and its
+        settle: if others were on their way they join its chunk, which ends the streak."""
+        if self.jobs or self.busy or self._lonely < LONELY_CHUNKS or self.arrivals() > 0 or not self._inline(rows):
+            return False
+        self._alone_runs += 1
+        return self._alone_runs % PROBE_EVERY != 0
+
+    def _run_alone(self, x: torch.Tensor, labels: torch.Tensor | None, deadline: float, lvl: int) -> torch.Tensor:
+        """The forward of a lone request, here and now, counted like a chunk of one job."""
+        if deadline < time.monotonic():
+            raise DeadlineExceeded("request deadline passed while queued or computing")
+        if self.on_batch is not None:
+            self.on_batch(len(x))
+        if self.on_wait is not None:
+            self.on_wait(lvl, 0.0)
+        self.busy = True
+        try:
+            out, seconds = self._timed_forward(x, labels)
+        finally:
+            self.busy = False
+        self._inline_ok = seconds <= 2 * INLINE_MAX_S
+        self._learn(len(x), seconds)
+        self.chunks += 1
+        return out
+
     def _inline(self, rows: int) -> bool:
         """Run this chunk on the event loop's thread: few rows, an expected forward under INLINE_MAX_S, and the
         last inline forward as quick (a slow model, or a slow moment, goes to the worker thread)."""
@@ -397,6 +433,7 @@ class Batcher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            self._lonely = self._lonely + 1 if len(plan) == 1 and not self.queued_rows else 0
             xs = [job.x[a:b] for job, a, b in plan]
             x = xs[0] if len(xs) == 1 else torch.cat(xs)
             labels = None

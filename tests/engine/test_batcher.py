@@ -506,3 +506,41 @@ def test_rows_that_trickle_in_a_few_loop_turns_apart_share_one_forward(executor:
 
     asyncio.run(go())
     assert rec.sizes == [6, 1]
+
+
+def test_a_lone_request_on_a_quiet_server_skips_the_queue_until_others_come(executor: ThreadPoolExecutor) -> None:
+    """After LONELY_CHUNKS chunks of one request each, a lone small request runs its forward at once, in its own
+    task's first step (no hand-off to the batcher's task, no settle, no future); every PROBE_EVERY-th takes the
+    queue, so calls that trickle in unseen (gRPC's) find a settle that gathers them and batching comes back."""
+    from service.engine.batcher import LONELY_CHUNKS, PROBE_EVERY
+
+    rec = Recorder()
+
+    async def go() -> None:
+        b = Batcher(rec, executor, max_batch_rows=64, max_delay_s=0.002, budget=Budget(1 << 40), inline_rows=8,
+                    row_cost_s=1e-6)
+        for _ in range(LONELY_CHUNKS):  # the streak that says the server is quiet, through the queue
+            await b.submit(torch.ones(1, 1), None, far())
+        first_step = []
+        for i in range(2 * PROBE_EVERY):
+            call = asyncio.ensure_future(b.submit(torch.full((1, 1), float(i)), None, far()))
+            await asyncio.sleep(0)  # one turn: the call's first step
+            first_step.append(call.done())
+            assert torch.equal(await call, torch.full((1, 1), 2.0 * i))
+        assert first_step.count(False) == 2  # the probes, PROBE_EVERY apart
+        assert first_step[PROBE_EVERY - 1] is False and all(first_step[:PROBE_EVERY - 1])
+        with pytest.raises(DeadlineExceeded):  # the lone path keeps the deadline
+            await b.submit(torch.ones(1, 1), None, time.monotonic() - 1)
+        rec.sizes.clear()
+        calls = []
+        for _ in range(48):  # then a crowd that trickles in as gRPC's calls do
+            calls.append(asyncio.ensure_future(b.submit(torch.ones(1, 1), None, far())))
+            for _ in range(3):
+                await asyncio.sleep(0)
+        await asyncio.gather(*calls)
+        await b.stop()
+
+    asyncio.run(go())
+    assert sum(rec.sizes) == 48
+    assert len(rec.sizes) <= PROBE_EVERY + 4  # lone forwards until a probe's settle gathers the crowd
+    assert max(rec.sizes) > 1
