@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,3 +33,20 @@ def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
 def log_diag_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, diag exp(logvar)) summed over the last dim."""
     return -0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + math.log(2 * math.pi)).sum(-1)
+
+
+LogitsFn = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+
+def importance_terms(x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, k: int, decode_logits: LogitsFn,
+                     log_prior: LogitsFn, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two halves of the IWAE log-weights of k draws z_i ~ q(z|x) = N(mu, diag exp(logvar)), each (k, B):
+    log p(x|z_i) and log p(z_i) - log q(z_i|x); their sum is log w_i, and -(logsumexp_i log w_i - log k) the bound
+    (Burda et al. 2016). One place for the training objective (model/registry.py, eager, with gradients) and the
+    evaluation's NLL (training/evaluate.py, a served file, in chunks of k)."""
+    z = mu + torch.exp(0.5 * logvar) * torch.randn(k, *mu.shape, device=mu.device, dtype=mu.dtype)  # (k, B, m)
+    flat = z.reshape(-1, mu.shape[1])
+    rep = None if labels is None else labels.repeat(k)
+    log_px = -bernoulli_nll(decode_logits(flat, rep), x.repeat(k, 1, 1, 1)).view(k, -1)
+    log_pz = log_prior(flat, rep).view(k, -1)
+    return log_px, log_pz - log_diag_normal(z, mu, logvar)

@@ -15,7 +15,14 @@ import torch
 from torch import nn
 
 from model.autoencoders import VAE, DeepAE, LinearAE, reparameterize
-from model.losses import bernoulli_nll, half_squared_error, kl_to_standard_normal, log_diag_normal, log_standard_normal
+from model.losses import (
+    bernoulli_nll,
+    half_squared_error,
+    importance_terms,
+    kl_to_standard_normal,
+    log_diag_normal,
+    log_standard_normal,
+)
 
 
 @dataclass
@@ -120,15 +127,11 @@ def elbo_objective(model: nn.Module, spec: ModelSpec, x: torch.Tensor, labels: t
 
 def _iwae_objective(model: nn.Module, k: int, x: torch.Tensor, labels: torch.Tensor | None) -> Loss:
     mu, logvar = model.encode(x, labels)  # (B, m): one encoder pass, k decoder passes
-    z = mu + torch.exp(0.5 * logvar) * torch.randn(k, *mu.shape, device=mu.device, dtype=mu.dtype)  # (k, B, m)
-    flat = z.reshape(-1, mu.shape[1])
-    rep = None if labels is None else labels.repeat(k)
-    rec = bernoulli_nll(model.decode_raw(flat, rep), x.repeat(k, 1, 1, 1)).view(k, -1)  # (k, B)
     flow = getattr(model, "prior_flow", None)
-    log_pz = (log_standard_normal(flat) if flow is None else flow.log_prob(flat, rep)).view(k, -1)
-    kl = log_diag_normal(z, mu, logvar) - log_pz  # (k, B): log q - log p per sample
-    bound = -(torch.logsumexp(-(rec + kl), 0) - math.log(k))  # (B,)
-    return bound.mean(), {"rec": rec.mean(), "kl": kl.mean()}
+    log_pz = (lambda z, _: log_standard_normal(z)) if flow is None else flow.log_prob
+    log_px, log_pz_q = importance_terms(x, mu, logvar, k, model.decode_raw, log_pz, labels)  # (k, B) each
+    bound = -(torch.logsumexp(log_px + log_pz_q, 0) - math.log(k))  # (B,)
+    return bound.mean(), {"rec": -log_px.mean(), "kl": -log_pz_q.mean()}
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (

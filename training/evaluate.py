@@ -14,7 +14,7 @@ import torch
 
 import checkpoint
 from checkpoint import has_prior, prior_log_prob
-from model.losses import bernoulli_nll, kl_to_standard_normal, log_diag_normal, log_standard_normal
+from model.losses import bernoulli_nll, importance_terms, kl_to_standard_normal, log_diag_normal, log_standard_normal
 from model.registry import KINDS, corrupt
 from training.data import Mnist
 
@@ -79,14 +79,9 @@ def iwae_nll(ts: torch.jit.ScriptModule, x: torch.Tensor, y: torch.Tensor | None
         mu, logvar = ts.encode(xb, lab)  # (B, m)
         logw = []
         for c in range(0, k, chunk):
-            kc = min(chunk, k - c)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn(kc, *mu.shape, device=mu.device)  # (kc, B, m)
-            flat = z.reshape(-1, mu.shape[1])
-            rep_lab = None if lab is None else lab.repeat(kc)
-            logits = ts.decode_logits(flat, rep_lab)
-            log_px = -bernoulli_nll(logits, xb.repeat(kc, 1, 1, 1)).view(kc, -1)  # (kc, B)
-            log_pz = log_prior(ts, flat, rep_lab).view(kc, -1)  # (kc, B)
-            logw.append(log_px + log_pz - log_diag_normal(z, mu, logvar))
+            log_px, log_pz_q = importance_terms(xb, mu, logvar, min(chunk, k - c), ts.decode_logits,
+                                                lambda z, yz: log_prior(ts, z, yz), lab)
+            logw.append(log_px + log_pz_q)  # (kc, B)
         w = torch.cat(logw)  # (k, B)
         total += -(torch.logsumexp(w.double(), 0) - math.log(k)).sum().item()
     return total / len(x)
