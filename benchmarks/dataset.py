@@ -14,7 +14,6 @@ Usage: python benchmarks/dataset.py [--seconds 6] [--before 7bcc4d4] [--model va
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import measure  # noqa: E402
-from serve import CLIENT_CORE, ROOT, SERVER_CORE, free_port, server  # noqa: E402
+from serve import CLIENT_CORE, ROOT, SERVER_CORE, decode_before_after, free_port, server  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 
@@ -107,35 +105,12 @@ def main() -> None:
             rows.append(("python -m vaeclient encode (60,000-digit .npz), process start included", 60000 / t,
                          60000 / t / raw_enc, ">= 0.5"))
     if a.before:
-        rows += decode_before_after(a.before, a.seconds)
+        now, before = decode_before_after(a.before, a.seconds, concurrency=64)
+        rows += [(f"single-row /decode c=64, {a.before}", before, 1.0, "reference"),
+                 ("single-row /decode c=64, this checkout", now, now / before, ">= 0.95")]
     print("| what | rows/s (req/s for /decode) | ratio | goal |\n|---|---:|---:|---|")
     for what, rate, ratio, goal in rows:
         print(f"| {what} | {rate:,.0f} | {ratio:.3f} | {goal} |")
-
-
-def decode_before_after(ref: str, seconds: float) -> list[tuple[str, float, float, str]]:
-    """Single-row /decode at c=64 on this checkout and on `ref`'s (a git worktree), alternated twice each."""
-    z1 = json.dumps({"z": [[0.1] * 20]}).encode()
-    with tempfile.TemporaryDirectory() as tmp:
-        wt = Path(tmp) / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(wt), ref], cwd=ROOT, check=True,
-                       capture_output=True)
-        try:
-            rates: dict[str, list[float]] = {"now": [], "before": []}
-            pair = [("before", wt), ("now", ROOT)]
-            for order in (pair, pair[::-1]):  # each goes first once: no order effect
-                for which, cwd in order:
-                    port = free_port()
-                    env = {"VAESERVE_PORT": str(port), "VAESERVE_GRPC_PORT": "0",
-                           "VAESERVE_MODEL_REPOSITORY": str(ROOT / "models")}
-                    # -m from the worktree imports the worktree's service (the path comes before the editable finder)
-                    with server([sys.executable, "-m", "service"], env, f"http://127.0.0.1:{port}/readyz", cwd=cwd):
-                        rates[which].append(measure(f"http://127.0.0.1:{port}/decode", z1, 64, seconds).rps)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(wt)], cwd=ROOT, capture_output=True)
-    now, before = max(rates["now"]), max(rates["before"])
-    return [(f"single-row /decode c=64, {ref}", before, 1.0, "reference"),
-            ("single-row /decode c=64, this checkout", now, now / before, ">= 0.95")]
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ core 1. Prints a Markdown table and the ratios the service is held to:
   /decode single row at c=64: >= 0.6x bare req/s, p99 <= 2x bare p99
   /decode single row at c=1:  p50 latency <= 1.2x the naive orjson server's, req/s >= 0.6x bare FastAPI's at c=1
   /sample n=1024 as .npy:     >= 0.8x the raw TorchScript decode rate (images/s)
-Usage: python benchmarks/serve.py [--seconds 8] [--model vae-flow-z20]
+With --before REF, also single-row /decode at c=1 and c=64 on REF's server (a git worktree) and on this checkout's,
+alternated, each first once: what a change did, measured in one run.
+Usage: python benchmarks/serve.py [--seconds 8] [--model vae-flow-z20] [--before REF]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,6 +81,31 @@ print({rows} * {repeats} / (time.perf_counter() - t))
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def decode_before_after(ref: str, seconds: float, concurrency: int = 64) -> tuple[float, float]:
+    """Single-row /decode req/s at `concurrency` on this checkout and on `ref`'s (a git worktree), alternated so
+    each goes first once (no order effect); (now, before), the better of each's two runs."""
+    z1 = json.dumps({"z": [[0.1] * 20]}).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        wt = Path(tmp) / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(wt), ref], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            rates: dict[str, list[float]] = {"now": [], "before": []}
+            pair = [("before", wt), ("now", ROOT)]
+            for order in (pair, pair[::-1]):
+                for which, cwd in order:
+                    port = free_port()
+                    env = {"VAESERVE_PORT": str(port), "VAESERVE_GRPC_PORT": "0", "VAESERVE_TORCH_THREADS": "1",
+                           "VAESERVE_MODEL_REPOSITORY": str(ROOT / "models")}
+                    # -m from the worktree imports the worktree's service (the path comes before the editable finder)
+                    with server([sys.executable, "-m", "service"], env, f"http://127.0.0.1:{port}/readyz", cwd=cwd):
+                        rates[which].append(measure(f"http://127.0.0.1:{port}/decode", z1, concurrency,
+                                                    seconds).rps)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(wt)], cwd=ROOT, capture_output=True)
+    return max(rates["now"]), max(rates["before"])
+
+
 def torch_meta(path: Path) -> str:
     from checkpoint import read_meta
 
@@ -96,6 +124,7 @@ def main() -> int:
     p.add_argument("--model", default="vae-flow-z20")
     p.add_argument("--repository", type=Path, default=ROOT / "models")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    p.add_argument("--before", default="", help="a git ref whose server to compare single-row /decode with")
     a = p.parse_args()
     os.sched_setaffinity(0, {CLIENT_CORE})
     versions = sorted((a.repository / a.model).iterdir(), key=lambda d: int(d.name))
@@ -160,6 +189,13 @@ def main() -> int:
         "c1 req/s vs bare c1 (>= 0.6)": ours1.rps / bare1.rps,
         "sample n=1024 npy images/s vs raw decode (>= 0.8)": bulk.rps * 1024 / raw,
     }
+    if a.before:
+        for conc in (1, 64):
+            now, before = decode_before_after(a.before, a.seconds, conc)
+            print(f"| vaeserve /decode 1 row, c={conc}, {a.before} | {before:.0f} | | | | |")
+            print(f"| vaeserve /decode 1 row, c={conc}, this checkout | {now:.0f} | | | | |")
+            ratios[f"c{conc} req/s, this checkout vs {a.before}"] = now / before
+            ratios[f"c{conc} req/s vs bare c{conc}, {a.before}"] = before / (bare1 if conc == 1 else bare).rps
     print()
     for k, v in ratios.items():
         print(f"- {k}: **{v:.2f}**")
