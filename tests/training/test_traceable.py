@@ -61,3 +61,27 @@ def test_a_changed_flag_is_caught() -> None:
     meta = read_meta(next(p for p in SHIPPED if p.parts[-3] == "vae-flow-z20"))
     rebuilt = train_config(parse_command(_commands()["vae-flow-z20"] + " --width 256")).to_json()
     assert _differences(meta["config"], rebuilt) == {"spec.width": (512, 256)}
+
+
+def test_a_fine_tuned_models_starting_file_is_restored_from_git(tmp_path: Path) -> None:
+    """A line that fine-tunes (--init-from models/NAME/V/model.ts) names a file models/ may no longer ship: the
+    script restores it from the git history, byte for byte, so the line runs from a fresh clone."""
+    from checkpoint import read_meta as meta_of
+
+    starts = {name: cmd.split("--init-from ", 1)[1].split()[0] for name, cmd in _commands().items()
+              if "--init-from " in cmd}
+    assert "vae-flow-z20" in starts  # the default is fine-tuned from v2
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=clone, capture_output=True,
+                             text=True, check=True).stdout.strip() == "true"
+    for name, start in starts.items():
+        (clone / start).unlink(missing_ok=True)
+        out = subprocess.run(["bash", "training/train_defaults.sh", "--restore", name], cwd=clone,
+                             capture_output=True, text=True)
+        if shallow:  # a clone without the history cannot, and says which file it lacks
+            assert out.returncode != 0 and start in out.stderr
+            continue
+        assert out.returncode == 0, out.stderr
+        assert meta_of(clone / start)["name"] == name
+        assert f"{name} starts from {start}: restored from git" in out.stderr
