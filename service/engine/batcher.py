@@ -22,8 +22,9 @@ larger than any bound is served rather than refused forever.
 
 A quiet server never waits: a chunk is cut as soon as no other request is on its way (`arrivals`), and once the
 last few chunks held one request each, a lone small request skips the queue and runs its forward in its own task
-(`_alone`), so batching costs nothing at concurrency 1. Forwards run on the runtime's single worker thread, the event loop only moving
-futures; except, on a CPU, chunks of at most `inline_rows` rows, whose forward costs less than the hop.
+(`_alone`), so batching costs nothing at concurrency 1. Forwards run on the runtime's single worker thread, the
+event loop only moving futures; except, on a CPU, chunks of at most `inline_rows` rows, whose forward costs less
+than the hop.
 """
 
 from __future__ import annotations
