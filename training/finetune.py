@@ -17,7 +17,13 @@ class InitMismatch(ValueError):
 def weights_of(path: Path) -> dict[str, torch.Tensor]:
     """The eager model's state dict stored in a run's best.pt or a served model.ts."""
     if path.suffix == ".pt":
-        return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # not a torch file, or one holding more than tensors (refused unread)
+            raise InitMismatch(f"not a run's best.pt ({str(e).splitlines()[0][:200]})") from None
+        if not isinstance(blob, dict) or not isinstance(blob.get("state_dict"), dict):
+            raise InitMismatch("not a run's best.pt: no state_dict in it")
+        return blob["state_dict"]
     try:
         scripted = torch.jit.load(str(path), map_location="cpu").state_dict()
     except RuntimeError as e:

@@ -178,6 +178,10 @@ def test_init_from_starts_at_a_served_models_weights(idx_dir: Path, tmp_path: Pa
     assert not (tmp_path / "runs" / "wider").exists()  # refused before its first step
     assert main(_train_args(idx_dir, tmp_path, *args, "--init-from", str(tmp_path / "nothing.ts"))) == 2
     assert "no such file" in capsys.readouterr().err
+    for junk, says in (("junk.pt", "not a run's best.pt"), ("junk.ts", "not a TorchScript checkpoint")):
+        (tmp_path / junk).write_bytes(b"not a checkpoint")
+        assert main(_train_args(idx_dir, tmp_path, *args, "--init-from", str(tmp_path / junk))) == 2
+        assert says in capsys.readouterr().err
 
 
 def test_train_writes_to_a_scratch_repository_unless_published(capsys: pytest.CaptureFixture[str]) -> None:
