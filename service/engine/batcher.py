@@ -393,12 +393,7 @@ class Batcher:
             self.on_batch(len(x))
         if self.on_wait is not None:
             self.on_wait(lvl, 0.0)
-        self.busy = True
-        try:
-            out, seconds = self._timed_forward(x, labels)
-        finally:
-            self.busy = False
-        self._inline_ok = seconds <= 2 * INLINE_MAX_S
+        out, seconds = self._inline_forward(x, labels)  # nothing else runs meanwhile: no need to say busy
         self._learn(len(x), seconds)
         self.chunks += 1
         return out
@@ -407,6 +402,12 @@ class Batcher:
         """Run this chunk on the event loop's thread: few rows, an expected forward under INLINE_MAX_S, and the
         last inline forward as quick (a slow model, or a slow moment, goes to the worker thread)."""
         return rows <= self.inline_rows and self._inline_ok and self.row_cost_s * rows <= INLINE_MAX_S
+
+    def _inline_forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, float]:
+        """The forward on the loop's own thread, timed; a slow one sends the next small chunk to the worker."""
+        out, seconds = self._timed_forward(x, labels)
+        self._inline_ok = seconds <= 2 * INLINE_MAX_S
+        return out, seconds
 
     def _timed_forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, float]:
         """The forward on the worker thread, timed there (time queued behind other models does not count)."""
@@ -446,8 +447,7 @@ class Batcher:
             self.busy = True
             try:
                 if self._inline(len(x)):
-                    out, seconds = self._timed_forward(x, labels)
-                    self._inline_ok = seconds <= 2 * INLINE_MAX_S  # a slow one sends the next to the worker
+                    out, seconds = self._inline_forward(x, labels)
                     for job, _, _ in plan:  # the loop was busy with it: no timer fired, so look at the clock
                         if not job.fut.done() and job.deadline < time.monotonic():
                             self._expire(job)
