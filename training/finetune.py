@@ -38,19 +38,25 @@ def weights_of(path: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_initial_weights(model: nn.Module, path: Path) -> None:
-    """Copy path's weights into model; any missing, unexpected or mis-shaped tensor refuses the run."""
+def mismatches(model: nn.Module, given: dict[str, torch.Tensor]) -> list[str]:
+    """What keeps `given` from loading into `model`: tensors missing, unexpected or of another shape (empty if it
+    fits). Files saved before a model grew an empty parameter (the flow prior's per-class terms, (0, m) when
+    unconditional) lack its key: nothing is lost by that, so an empty missing tensor is no mismatch."""
     have = model.state_dict()
-    given = weights_of(path)
-    # a model without a learned prior exports an empty (0, m) class term; empty tensors carry nothing
     missing = [k for k in have if k not in given and have[k].numel()]
-    unexpected = [k for k in given if k not in have and given[k].numel()]
+    unexpected = [k for k in given if k not in have]
     shapes = [f"{k} {tuple(given[k].shape)} vs {tuple(v.shape)}" for k, v in have.items()
               if k in given and given[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        parts = [f"missing {', '.join(missing)}" if missing else "",
-                 f"unexpected {', '.join(unexpected)}" if unexpected else "",
-                 f"shapes differ: {'; '.join(shapes)}" if shapes else ""]
+    return [part for part in (f"missing {', '.join(missing)}" if missing else "",
+                              f"unexpected {', '.join(unexpected)}" if unexpected else "",
+                              f"shapes differ: {'; '.join(shapes)}" if shapes else "") if part]
+
+
+def load_initial_weights(model: nn.Module, path: Path) -> None:
+    """Copy path's weights into model; any missing, unexpected or mis-shaped tensor refuses the run."""
+    given = weights_of(path)
+    problems = mismatches(model, given)
+    if problems:
         raise InitMismatch("its weights do not fit the network this command builds (same --kind, --arch, "
-                           "--width, --depth, --latent-dim and --prior needed): " + "; ".join(p for p in parts if p))
-    model.load_state_dict({k: v for k, v in given.items() if k in have}, strict=False)
+                           "--width, --depth, --latent-dim and --prior needed): " + "; ".join(problems))
+    model.load_state_dict(given, strict=False)

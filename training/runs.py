@@ -12,6 +12,7 @@ from checkpoint import Prior
 from model import ModelSpec, build
 from training.data import load_mnist
 from training.export import export
+from training.finetune import mismatches
 from training.loop import fit_prior, resolve_device, to_tensor
 
 
@@ -23,12 +24,10 @@ def export_run(run: Path, name: str, repository: Path, command: str, prior_fit_e
     blob = torch.load(run, map_location="cpu", weights_only=True)
     spec = ModelSpec(**blob["spec"])
     model = build(spec)
-    # Runs saved before a model grew an empty parameter (the flow prior's per-class terms, (0, m) when
-    # unconditional) lack its key: nothing is lost, anything else missing or unexpected is refused
-    missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
-    lost = [k for k in missing if model.state_dict()[k].numel()] + list(unexpected)
+    lost = mismatches(model, blob["state_dict"])  # an empty tensor an older run lacks is no loss
     if lost:
-        raise ValueError(f"{run} does not fit the model its spec builds: {', '.join(lost)}")
+        raise ValueError(f"{run} does not fit the model its spec builds: {'; '.join(lost)}")
+    model.load_state_dict(blob["state_dict"], strict=False)
     name = name or run.parent.name
     metrics = {k: v for k, v in blob["best"].items() if k.startswith("test_") or k == "epoch"}
     config, prior = dict(blob["config"]), None
