@@ -65,15 +65,14 @@ def raw_decode_rate(checkpoint: Path, rows: int = 1024, repeats: int = 20) -> fl
     """Images/s of the raw sampling forward on `rows` latents, one thread, on the server core: module.decode, after
     module.prior for a checkpoint with a learned prior (the same work /sample asks of it)."""
     code = f"""
-import os, time, torch
+import os, sys, torch
 os.sched_setaffinity(0, {{{SERVER_CORE}}}); torch.set_num_threads(1)
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from same_cost import rate  # the one timing of prior, then decode
 m = torch.jit.load({str(checkpoint)!r}).eval(); z = torch.randn({rows}, {{m}})
-draw = (lambda e: m.decode(m.prior(e), None)) if hasattr(m, "prior") else (lambda e: m.decode(e, None))
 with torch.inference_mode():
-    for _ in range(3): draw(z)
-    t = time.perf_counter()
-    for _ in range({repeats}): draw(z)
-print({rows} * {repeats} / (time.perf_counter() - t))
+    rate(m, z, 3)
+    print(rate(m, z, {repeats}))
 """
     meta = json.loads(torch_meta(checkpoint))
     out = subprocess.run([sys.executable, "-c", code.replace("{m}", str(meta["latent_dim"]))],
