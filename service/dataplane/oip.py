@@ -42,7 +42,11 @@ class Part(StrEnum):
     @property
     def input(self) -> str:
         """Its one tensor input (beside a conditional model's labels)."""
-        return {Part.ENCODER: "x", Part.DECODER: "z", Part.SAMPLER: "eps"}[self]
+        return _INPUTS[self]
+
+
+_INPUTS = {Part.ENCODER: "x", Part.DECODER: "z", Part.SAMPLER: "eps"}
+_BY_SUFFIX = {part.value: part for part in Part}  # "decoder" -> Part.DECODER: every inference call splits a name
 
 
 def parts(ckpt: Checkpoint) -> tuple[Part, ...]:
@@ -70,12 +74,13 @@ def version_number(version: str | None) -> int | None:
 def split_name(engine: Engine, model: str, version: str | None = None) -> tuple[Checkpoint, Part]:
     """<name>-encoder / -decoder / -sampler -> (checkpoint, part); UnknownModel otherwise."""
     repo = engine.repository
-    for part in Part:
-        if model.endswith("-" + part):
-            ckpt = repo.resolve(model[: -len(part) - 1], version_number(version))
-            if part not in parts(ckpt):
-                raise UnknownModel(f"{ckpt.name} is not generative: it has no sampler")
-            return ckpt, part
+    base, dash, suffix = model.rpartition("-")
+    part = _BY_SUFFIX.get(suffix) if dash else None
+    if part is not None:
+        ckpt = repo.resolve(base, version_number(version))
+        if part is Part.SAMPLER and not ckpt.generative:
+            raise UnknownModel(f"{ckpt.name} is not generative: it has no sampler")
+        return ckpt, part
     raise UnknownModel(f"unknown model {model[:200]!r}; v2 models are <name>-encoder, -decoder and -sampler",
                        {"available": [f"{n}-{p}" for n in repo.names() for p in parts(repo.newest(n))]})
 
@@ -232,7 +237,7 @@ async def _compute(engine: Engine, ckpt: Checkpoint, part: Part, tensors: dict[s
         x = rules.images(arr, max_rows, name="input x")
     else:
         x = rules.latents(arr, ckpt.latent_dim, ckpt.name, max_rows, name=f"input {main}")
-    labels = rules.labels(tensors.get("labels"), ckpt.num_classes, len(x), ckpt.name, name="input labels")
+    labels = rules.labels(tensors.get("labels"), ckpt.num_classes, x.shape[0], ckpt.name, name="input labels")
     if labels is not None and tensors["labels"].dtype != np.int64:
         raise InvalidInput("input labels: datatype must be INT64")
     rows = Rows(x, labels)

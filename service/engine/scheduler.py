@@ -3,6 +3,8 @@ thread, each wired to the metrics once when it is made (service/engine/batcher.p
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from service.engine.admission import Admission
@@ -42,8 +44,13 @@ class Scheduler:
             hist.observe(rows)
             computed.inc(rows)
 
+        waits: dict[int, Any] = {}  # the histogram's child per priority level, looked up once
+
         def on_wait(level: int, seconds: float) -> None:
-            wait.labels(ckpt.name, str(level)).observe(seconds)
+            child = waits.get(level)
+            if child is None:
+                child = waits[level] = wait.labels(ckpt.name, str(level))
+            child.observe(seconds)
 
         # a uint8 op costs what its float32 twin does until its own chunks say otherwise
         key = (ckpt.name, ckpt.version, op)

@@ -161,6 +161,31 @@ def test_deadline_gives_deadline_exceeded(executor: ThreadPoolExecutor) -> None:
     asyncio.run(go())
 
 
+def test_one_timer_answers_each_deadline_in_its_own_time(executor: ThreadPoolExecutor) -> None:
+    """The batcher's one deadline timer (Batcher._watch): a sooner deadline arriving after later ones re-arms it, a
+    later one after it is answered when the timer re-arms for it, and a request with time left is still served."""
+    async def go() -> None:
+        rec = Recorder()
+        rec.gate.clear()
+        b = Batcher(rec, executor, max_batch_rows=1, max_delay_s=0, budget=Budget(1 << 40))
+        t0 = time.monotonic()
+        patient = asyncio.ensure_future(b.submit(torch.ones(1, 1), None, far()))
+        soon = asyncio.ensure_future(b.submit(torch.zeros(1, 1), None, t0 + 0.1))
+        later = asyncio.ensure_future(b.submit(torch.zeros(1, 1), None, t0 + 0.3))
+        with pytest.raises(DeadlineExceeded):
+            await asyncio.wait_for(soon, 2)
+        assert 0.09 < time.monotonic() - t0 < 0.25 and not later.done() and not patient.done()
+        with pytest.raises(DeadlineExceeded):
+            await asyncio.wait_for(later, 2)
+        assert 0.29 < time.monotonic() - t0 < 0.45 and not patient.done()
+        rec.gate.set()
+        assert torch.equal(await asyncio.wait_for(patient, 2), torch.full((1, 1), 2.0))
+        assert b.budget.held == 0 and not b.jobs
+        await b.stop()
+
+    asyncio.run(go())
+
+
 class ShiftedClock:
     """The batcher's `time`, running `ahead` seconds past the real clock once asked: the worker then sees a
     deadline as passed while the waiter's own asyncio timeout (on the loop's real clock) has not fired."""
