@@ -165,7 +165,10 @@ class Statistics:
     counts: dict[tuple[str, str], Counts] = field(default_factory=dict)
 
     def record(self, model: str, version: int, rows: int, seconds: float, ok: bool) -> None:
-        c = self.counts.setdefault((model, str(version)), Counts())
+        key = (model, str(version))
+        c = self.counts.get(key)
+        if c is None:  # setdefault would build a Counts on every call
+            c = self.counts[key] = Counts()
         ns = int(seconds * 1e9)
         if ok:
             c.success, c.success_ns, c.inferences = c.success + 1, c.success_ns + ns, c.inferences + rows
