@@ -80,28 +80,34 @@ with torch.inference_mode():
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def decode_before_after(ref: str, seconds: float, concurrency: int = 64) -> tuple[float, float]:
-    """Single-row /decode req/s at `concurrency` on this checkout and on `ref`'s (a git worktree), alternated so
-    each goes first once (no order effect); (now, before), the better of each's two runs."""
-    z1 = json.dumps({"z": [[0.1] * 20]}).encode()
+@contextmanager
+def worktree(ref: str):
+    """An earlier commit's checkout (a detached git worktree), removed afterwards: `-m service` run from it imports
+    its service (the working directory comes before the editable install's finder)."""
     with tempfile.TemporaryDirectory() as tmp:
         wt = Path(tmp) / "before"
         subprocess.run(["git", "worktree", "add", "--detach", str(wt), ref], cwd=ROOT, check=True,
                        capture_output=True)
         try:
-            rates: dict[str, list[float]] = {"now": [], "before": []}
-            pair = [("before", wt), ("now", ROOT)]
-            for order in (pair, pair[::-1]):
-                for which, cwd in order:
-                    port = free_port()
-                    env = {"VAESERVE_PORT": str(port), "VAESERVE_GRPC_PORT": "0", "VAESERVE_TORCH_THREADS": "1",
-                           "VAESERVE_MODEL_REPOSITORY": str(ROOT / "models")}
-                    # -m from the worktree imports the worktree's service (the path comes before the editable finder)
-                    with server([sys.executable, "-m", "service"], env, f"http://127.0.0.1:{port}/readyz", cwd=cwd):
-                        rates[which].append(measure(f"http://127.0.0.1:{port}/decode", z1, concurrency,
-                                                    seconds).rps)
+            yield wt
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(wt)], cwd=ROOT, capture_output=True)
+
+
+def decode_before_after(ref: str, seconds: float, concurrency: int = 64) -> tuple[float, float]:
+    """Single-row /decode req/s at `concurrency` on this checkout and on `ref`'s (a git worktree), alternated so
+    each goes first once (no order effect); (now, before), the better of each's two runs."""
+    z1 = json.dumps({"z": [[0.1] * 20]}).encode()
+    with worktree(ref) as wt:
+        rates: dict[str, list[float]] = {"now": [], "before": []}
+        pair = [("before", wt), ("now", ROOT)]
+        for order in (pair, pair[::-1]):
+            for which, cwd in order:
+                port = free_port()
+                env = {"VAESERVE_PORT": str(port), "VAESERVE_GRPC_PORT": "0", "VAESERVE_TORCH_THREADS": "1",
+                       "VAESERVE_MODEL_REPOSITORY": str(ROOT / "models")}
+                with server([sys.executable, "-m", "service"], env, f"http://127.0.0.1:{port}/readyz", cwd=cwd):
+                    rates[which].append(measure(f"http://127.0.0.1:{port}/decode", z1, concurrency, seconds).rps)
     return max(rates["now"]), max(rates["before"])
 
 
