@@ -141,7 +141,7 @@ class Batcher:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._timer is not None:
+        if self._timer is not None and not self.jobs:  # a request still waiting keeps its deadline's answer coming
             self._timer.cancel()
             self._timer = None
         if self._task is not None:
