@@ -188,7 +188,7 @@ def test_one_timer_answers_each_deadline_in_its_own_time(executor: ThreadPoolExe
 
 class ShiftedClock:
     """The batcher's `time`, running `ahead` seconds past the real clock once asked: the worker then sees a
-    deadline as passed while the waiter's own asyncio timeout (on the loop's real clock) has not fired."""
+    deadline as passed while the deadline timers (on the loop's real clock) have not fired."""
 
     def __init__(self) -> None:
         self.ahead = 0.0
@@ -219,7 +219,7 @@ def test_a_job_the_worker_expires_is_answered_with_the_deadline_not_cancelled(
         stream = b.open_stream(torch.zeros(1, 1), None, time.monotonic() + 5)
         part = asyncio.ensure_future(anext(stream))
         await asyncio.sleep(0.05)
-        clock.ahead = 60.0  # the worker's next look finds both past their deadline; the waiters' timers have 5 s
+        clock.ahead = 60.0  # the worker's next look finds both past their deadline; their timers have 5 s
         rec.gate.set()
         assert (await first).shape == (1, 1)
         with pytest.raises(DeadlineExceeded):
