@@ -84,7 +84,8 @@ async def measure(model: str, concurrency: int, seconds: float) -> dict[str, flo
 
 
 def one(cwd: Path, model: str, concurrency: int, seconds: float) -> dict[str, float]:
-    """One measurement in a fresh process on the server core, importing `cwd`'s service."""
+    """One measurement in a fresh process on the server core, importing `cwd`'s service (PYTHONPATH comes before
+    the editable install's finder)."""
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one", str(concurrency),
                           "--seconds", str(seconds), "--model", model], cwd=cwd, capture_output=True, text=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(cwd)},
@@ -102,7 +103,6 @@ def main() -> int:
     if a.one:
         import uvloop  # as uvicorn runs the server
 
-        sys.path.insert(0, os.getcwd())
         print(json.dumps(uvloop.run(measure(a.model, a.one, a.seconds))))
         return 0
     sys.path.insert(0, str(Path(__file__).resolve().parent))
