@@ -8,6 +8,7 @@ so the AE, the sparse AE, the denoising AE and the VAE share these bodies unchan
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 IMAGE_SHAPE = (1, 28, 28)
@@ -70,11 +71,24 @@ class ConvDecoder(nn.Module):
         return self.net(self.fc(h).view(-1, self.ch, 7, 7))
 
 
-def _relu_stack(sizes: list[int]) -> list[nn.Module]:
-    """Linear + ReLU for each consecutive pair of sizes."""
+class ReLUDropout(nn.Module):
+    """ReLU, then dropout while training: one module in the ReLU's place, so a network trained with dropout has
+    the same tensor names as one without (fine-tuning either from the other works) and serves as a plain ReLU."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(x)
+        return F.dropout(x, self.p, True) if self.training else x
+
+
+def _relu_stack(sizes: list[int], dropout: float = 0.0) -> list[nn.Module]:
+    """Linear + ReLU for each consecutive pair of sizes (with dropout > 0, dropped out in training)."""
     layers: list[nn.Module] = []
     for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [nn.Linear(a, b), nn.ReLU()]
+        layers += [nn.Linear(a, b), ReLUDropout(dropout) if dropout > 0 else nn.ReLU()]
     return layers
 
 
@@ -82,9 +96,9 @@ class MLPEncoder(nn.Module):
     """(B, 1, 28, 28) -> (B, hidden): depth ReLU layers of `hidden` units. Depth 1 is the pytorch/examples body;
     on a CPU a matrix product per layer costs a few MFLOP, against ~126 for the conv-96 decoder."""
 
-    def __init__(self, hidden: int = 400, extra_inputs: int = 0, depth: int = 1) -> None:
+    def __init__(self, hidden: int = 400, extra_inputs: int = 0, depth: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), *_relu_stack([PIXELS + extra_inputs] + [hidden] * depth))
+        self.net = nn.Sequential(nn.Flatten(), *_relu_stack([PIXELS + extra_inputs] + [hidden] * depth, dropout))
         self.out_features = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,25 +108,28 @@ class MLPEncoder(nn.Module):
 class MLPDecoder(nn.Module):
     """(B, in_features) -> (B, 1, 28, 28) logits."""
 
-    def __init__(self, in_features: int, hidden: int = 400, depth: int = 1) -> None:
+    def __init__(self, in_features: int, hidden: int = 400, depth: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
-        self.net = nn.Sequential(*_relu_stack([in_features] + [hidden] * depth), nn.Linear(hidden, PIXELS))
+        self.net = nn.Sequential(*_relu_stack([in_features] + [hidden] * depth, dropout), nn.Linear(hidden, PIXELS))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h).view(-1, 1, 28, 28)
 
 
 def make_body(arch: str, in_decoder: int, width: int, extra_inputs: int = 0,
-              depth: int = 1) -> tuple[nn.Module, nn.Module, int]:
-    """Return (encoder body, decoder, encoder feature size) for arch 'conv' or 'mlp' (depth: MLP hidden layers).
+              depth: int = 1, dropout: float = 0.0) -> tuple[nn.Module, nn.Module, int]:
+    """Return (encoder body, decoder, encoder feature size) for arch 'conv' or 'mlp' (depth: MLP hidden layers;
+    dropout: MLP only, each hidden layer's dropout in training).
 
     extra_inputs: the encoder takes that many more values per image (conv: as constant input planes;
     MLP: appended to the flat pixels).
     """
     if arch == "conv":
+        if dropout > 0:
+            raise ValueError("dropout is for the mlp arch only")
         enc = ConvEncoder(width, extra_inputs)
         return enc, ConvDecoder(in_decoder, width), enc.out_features
     if arch == "mlp":
-        mlp = MLPEncoder(width, extra_inputs, depth)
-        return mlp, MLPDecoder(in_decoder, width, depth), mlp.out_features
+        mlp = MLPEncoder(width, extra_inputs, depth, dropout)
+        return mlp, MLPDecoder(in_decoder, width, depth, dropout), mlp.out_features
     raise ValueError(f"unknown arch {arch!r}; allowed: conv, mlp")

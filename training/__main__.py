@@ -74,6 +74,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     _prior_args(p, learned=True)
     p.add_argument("--iwae-k", type=int, default=1,
                    help="VAEs: train the importance-weighted bound of k samples (1: the ELBO)")
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="VAEs with --arch mlp: dropout probability on each hidden layer while training, a "
+                        "regulariser (the served network is the same size and speed; 0: none)")
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from these weights (a models/<name>/<v>/model.ts or runs/<name>/best.pt of the same "
                         "architecture) instead of random ones: fine-tuning, e.g. on a larger --iwae-k")
@@ -233,7 +236,8 @@ def parse_command(command: str) -> argparse.Namespace:
 def train_config(a: argparse.Namespace) -> TrainConfig:
     """The TrainConfig a `train` command line stands for."""
     spec = ModelSpec(a.kind, a.latent_dim, a.arch, a.width, a.sparsity_weight, a.noise, a.noise_level, a.depth,
-                     a.topk, a.prior if a.prior in ("flow", "class-flow") else "normal", a.prior_hidden, a.iwae_k)
+                     a.topk, a.prior if a.prior in ("flow", "class-flow") else "normal", a.prior_hidden, a.iwae_k,
+                     a.dropout)
     return TrainConfig(spec, a.name, a.epochs, a.batch_size, a.lr, a.seed, a.binarize, a.device, a.idx_dir,
                        a.data_cache, a.runs_dir, a.repository, not a.no_export, a.limit_train,
                        prior="flow" if a.prior == "flow-fit" else "normal", prior_epochs=a.prior_epochs,
@@ -247,6 +251,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.iwae_k < 1 or (a.iwae_k > 1 and not KINDS[a.kind].stochastic):
         print(f"--iwae-k {a.iwae_k}: must be 1 (the ELBO), or > 1 for a VAE kind "
               f"({', '.join(k for k, v in KINDS.items() if v.stochastic)})", file=sys.stderr)
+        return 2
+    if a.dropout and not (0 < a.dropout < 1 and a.arch == "mlp" and KINDS[a.kind].stochastic):
+        print(f"--dropout {a.dropout}: must be in (0, 1), for a VAE kind with --arch mlp (0: none)", file=sys.stderr)
         return 2
     if a.init_from is not None and not a.init_from.is_file():
         print(f"--init-from {a.init_from}: no such file (a model.ts or a run's best.pt)", file=sys.stderr)
