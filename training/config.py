@@ -17,6 +17,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 128  # per process; DDP's global batch is this times the world size
     lr: float = 1e-3  # Adam; cosine-annealed to lr/100 over the run
+    weight_decay: float = 0.0  # > 0: AdamW's decoupled decay (each step shrinks weights by lr * weight_decay)
     seed: int = 0  # seeds torch, the data order and the noise: same seed, same model
     binarize: bool = False  # dynamic binarisation (x ~ Bernoulli(pixels)) each batch; test binarised once
     device: str = "auto"  # auto = cuda when present, else cpu

@@ -125,7 +125,9 @@ def train(cfg: TrainConfig) -> Path | None:
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         loss_mod = nn.parallel.DistributedDataParallel(loss_mod, device_ids=ids)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    # weight decay: a regulariser against the decoder learning the training digits' details (train/test gap)
+    opt = (torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.weight_decay
+           else torch.optim.Adam(model.parameters(), lr=cfg.lr))
     steps_per_epoch = max(1, len(xtr) // world // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps_per_epoch, eta_min=cfg.lr / 100)
     order = torch.Generator().manual_seed(cfg.seed)  # same on every rank: shards never overlap
