@@ -17,7 +17,6 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 128  # per process; DDP's global batch is this times the world size
     lr: float = 1e-3  # Adam; cosine-annealed to lr/100 over the run
-    weight_decay: float = 0.0  # > 0: AdamW's decoupled decay (each step shrinks weights by lr * weight_decay)
     seed: int = 0  # seeds torch, the data order and the noise: same seed, same model
     binarize: bool = False  # dynamic binarisation (x ~ Bernoulli(pixels)) each batch; test binarised once
     device: str = "auto"  # auto = cuda when present, else cpu
@@ -31,6 +30,7 @@ class TrainConfig:
     prior_epochs: int = 40  # epochs of the prior's fit
     init_from: Path | None = None  # fine-tuning: the weights (model.ts or best.pt) the run starts from
     command: str = ""  # the command line that made this config (python -m training train ...), for the record
+    weight_decay: float = 0.0  # > 0: AdamW's decoupled decay (each step shrinks weights by lr * weight_decay)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
