@@ -149,6 +149,33 @@ def test_iwae_k_is_for_vaes_only(idx_dir: Path, tmp_path: Path, capsys: pytest.C
     assert not (tmp_path / "runs").exists()
 
 
+def test_regularisers_are_checked_and_recorded(idx_dir: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """--dropout and --weight-decay: refused with what is allowed where they mean nothing, recorded in the file's
+    config (its command parses back to it), and a dropout model is served as the plain network, deterministically."""
+    from training.__main__ import parse_command, train_config
+
+    for extra, says in ((("--kind", "vae", "--dropout", "0.2"), "for a VAE kind with --arch mlp"),
+                        (("--kind", "deep-ae", "--arch", "mlp", "--dropout", "0.2"), "for a VAE kind with --arch mlp"),
+                        (("--kind", "vae", "--arch", "mlp", "--dropout", "1"), "must be in (0, 1)"),
+                        (("--kind", "vae", "--weight-decay", "-1"), "must be >= 0")):
+        assert main(_train_args(idx_dir, tmp_path, *extra, "--epochs", "1")) == 2
+        assert says in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+    args = ("--kind", "vae", "--arch", "mlp", "--depth", "2", "--latent-dim", "3", "--prior", "flow", "--epochs", "1")
+    assert main(_train_args(idx_dir, tmp_path, *args, "--name", "reg", "--dropout", "0.3", "--weight-decay",
+                            "0.1")) == 0
+    ckpt = tmp_path / "repo" / "reg" / "1" / "model.ts"
+    meta = read_meta(ckpt)
+    assert meta["config"]["spec"]["dropout"] == 0.3 and meta["config"]["weight_decay"] == 0.1
+    assert train_config(parse_command(meta["command"])).to_json() == meta["config"]
+    ts = torch.jit.load(str(ckpt)).eval()
+    z = torch.randn(4, 3)
+    assert torch.equal(ts.decode(z, None), ts.decode(z, None))  # no dropout once served
+    # the same tensor names as a network without dropout: a plain run can start from it
+    assert main(_train_args(idx_dir, tmp_path, *args, "--name", "plain", "--init-from", str(ckpt))) == 0
+
+
 def test_init_from_starts_at_a_served_models_weights(idx_dir: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """--init-from model.ts: the fine-tune's first step starts at that file's network and prior (not random ones),
