@@ -1,7 +1,9 @@
 """The floor of the gRPC door: grpcio's asyncio server alone, answering ModelInfer with a constant (no engine, no
 model), on core 0, driven by perf_analyzer on core 1 exactly as benchmarks/oip.py drives vaeserve. What it reaches
-is the most any Python gRPC door on this core can, whatever it does per call.
-Usage: python benchmarks/grpc_floor.py [--seconds 4]
+is the most any Python gRPC door on this core can, whatever it does per call. Beside it, in the same run, grpcio's
+other server, the synchronous one (a thread pool; `--threads`), answering the same constant: whether another shape of
+grpcio server would lift the floor.
+Usage: python benchmarks/grpc_floor.py [--seconds 4] [--threads 4]
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from serve import free_port  # noqa: E402
 MODEL = "floor-decoder"
 
 
-def serve(port: int) -> None:
+def serve(port: int, threads: int = 0, bridge: bool = False) -> None:
     """The bare server: metadata, config and statistics enough for perf_analyzer, and a constant answer."""
     import grpc
     from google.protobuf import json_format
@@ -39,6 +41,15 @@ def serve(port: int) -> None:
             "outputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 1, 28, 28]}]}
     config = {"name": MODEL, "max_batch_size": 1024, "input": [{"name": "z", "data_type": "TYPE_FP32", "dims": [20]}],
               "output": [{"name": "x", "data_type": "TYPE_FP32", "dims": [1, 28, 28]}]}
+
+    def infer_sync(req: Any, ctx: Any) -> Any:
+        if bridge:  # the answer made on an event loop in another thread, as an engine living on one would
+            return asyncio.run_coroutine_threadsafe(infer(req, ctx), loop).result()
+        count[0] += 1
+        r = messages.ModelInferResponse(model_name=req.model_name, model_version="1", id=req.id)
+        r.outputs.add(name="x", datatype="FP32", shape=[1, 1, 28, 28])
+        r.raw_output_contents.append(out)
+        return r
 
     async def infer(req: Any, ctx: Any) -> Any:
         count[0] += 1
@@ -65,12 +76,34 @@ def serve(port: int) -> None:
            "ModelReady": const("ModelReadyResponse", {"ready": True}),
            "ServerMetadata": const("ServerMetadataResponse", {"name": "floor"})}
 
+    def handlers(sync: bool) -> dict[str, Any]:
+        def fn(name: str) -> Any:
+            if not sync:
+                return fns[name]
+            if name == "ModelInfer":
+                return infer_sync
+            return lambda req, ctx: asyncio.run(fns[name](req, ctx))  # the few metadata calls
+        return {name: grpc.unary_unary_rpc_method_handler(fn(name), request_deserializer=rq.FromString,
+                                                          response_serializer=rs.SerializeToString)
+                for name, (rq, rs) in messages.methods().items() if name in fns}
+
+    if threads:
+        import threading
+        from concurrent import futures
+
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads))
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(messages.SERVICE, handlers(True)),))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        server.start()
+        server.wait_for_termination()
+        return
+
     async def main() -> None:
         server = grpc.aio.server()
-        handlers = {name: grpc.unary_unary_rpc_method_handler(fns[name], request_deserializer=rq.FromString,
-                                                              response_serializer=rs.SerializeToString)
-                    for name, (rq, rs) in messages.methods().items() if name in fns}
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(messages.SERVICE, handlers),))
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(messages.SERVICE, handlers(False)),))
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         await server.wait_for_termination()
@@ -81,27 +114,39 @@ def serve(port: int) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--threads", type=int, default=4, help="the synchronous server's thread pool (0: not measured)")
     p.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--serve-threads", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--serve-bridge", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.serve:
-        serve(a.serve)
+        serve(a.serve, a.serve_threads, a.serve_bridge)
         return 0
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)],
-                            preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+    servers = {"grpc.aio server": (0, False)} | ({
+        f"grpc.server, {a.threads} threads": (a.threads, False),
+        f"grpc.server, {a.threads} threads, answer from an event loop": (a.threads, True)} if a.threads else {})
+    procs = {}
     try:
+        for label, (threads, bridge) in servers.items():
+            port = free_port()
+            procs[label] = (port, subprocess.Popen(
+                [sys.executable, __file__, "--serve", str(port), "--serve-threads", str(threads)]
+                + (["--serve-bridge"] if bridge else []),
+                preexec_fn=lambda: os.sched_setaffinity(0, {0})))
         time.sleep(3)
-        print("| bare grpc.aio server | rows/request | concurrency | calls/s | p50 ms | p99 ms |")
+        print("| constant answer from | rows/request | concurrency | calls/s | p50 ms | p99 ms |")
         print("|---|---:|---:|---:|---:|---:|")
         for conc in (1, 64):
-            r = perf_analyzer("grpc", f"127.0.0.1:{port}", MODEL, 20, 1, conc, a.seconds)
-            if r is None:
-                print("perf_analyzer not found: bash benchmarks/get_perf_analyzer.sh")
-                return 1
-            print(f"| constant answer | 1 | {conc} | {r['rows_s']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
+            for label, (port, _) in procs.items():  # side by side, each idle while the other is measured
+                r = perf_analyzer("grpc", f"127.0.0.1:{port}", MODEL, 20, 1, conc, a.seconds)
+                if r is None:
+                    print("perf_analyzer not found: bash benchmarks/get_perf_analyzer.sh")
+                    return 1
+                print(f"| {label} | 1 | {conc} | {r['rows_s']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
     finally:
-        proc.terminate()
-        proc.wait()
+        for _, proc in procs.values():
+            proc.terminate()
+            proc.wait()
     return 0
 
 

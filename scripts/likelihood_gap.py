@@ -1,0 +1,56 @@
+"""How much better a VAE fits the digits it was trained on than new ones: the IWAE bound (-log p(x), nats) on a
+random slice of the training digits and of the test digits, and the parts of the one-point bound at z = mu
+(reconstruction -log p(x | mu), prior -log p(mu)) on the same slices. A large gap says the next nat is a
+regulariser's to win, not a tighter bound's (docs/models.md).
+
+Usage: python scripts/likelihood_gap.py models/vae-flow-z20/3/model.ts [--n 2000] [--k 100] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from checkpoint import load_model  # noqa: E402
+from model.losses import bernoulli_nll  # noqa: E402
+from training.data import load_mnist  # noqa: E402
+from training.evaluate import iwae_nll, log_prior  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--n", type=int, default=2000, help="digits from each set")
+    p.add_argument("--k", type=int, default=100, help="importance samples of the bound")
+    p.add_argument("--seed", type=int, default=1, help="which digits, and the bound's noise")
+    a = p.parse_args()
+    ts, meta = load_model(a.checkpoint)
+    if not meta.stochastic or meta.conditional:
+        print(f"{a.checkpoint}: an unconditional VAE is needed (this is a {meta.kind})", file=sys.stderr)
+        return 2
+    ds = load_mnist()
+    pick = torch.Generator().manual_seed(a.seed)
+    torch.manual_seed(a.seed)
+    rows = {}
+    with torch.no_grad():
+        for name, images in (("train", ds.x_train), ("test", ds.x_test)):
+            idx = torch.randperm(len(images), generator=pick)[:a.n]
+            x = torch.from_numpy(images).float().div(255).reshape(-1, 1, 28, 28)[idx]
+            mu, _ = ts.encode(x, None)
+            rows[name] = (iwae_nll(ts, x, None, a.k), bernoulli_nll(ts.decode_logits(mu, None), x).mean().item(),
+                          -log_prior(ts, mu).mean().item())
+    print(f"| {a.checkpoint}, {a.n} digits each | IWAE-{a.k} | -log p(x given mu) | -log p(mu) |")
+    print("|---|---:|---:|---:|")
+    for name, (nll, rec, prior) in rows.items():
+        print(f"| {name} | {nll:.2f} | {rec:.2f} | {prior:.2f} |")
+    gap = [t - r for r, t in zip(rows["train"], rows["test"], strict=True)]
+    print(f"| test - train | {gap[0]:+.2f} | {gap[1]:+.2f} | {gap[2]:+.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
