@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--no-augment", action="store_true", help="train both classifiers without augmentation")
     cs.add_argument("--cache", type=Path, default=Path("runs"), help="where the real-data reference is cached")
     _data_args(cs)
+    cs.add_argument("--fresh", action="store_true",
+                    help="synthetic: draw --per-class x --epochs digits of each class and train one epoch over them "
+                         "(the reference's steps, no synthetic digit seen twice)")
     cs.add_argument("--no-write", action="store_true", help="print only; leave metrics.json unchanged")
     cs.add_argument("--real-plus", type=int, default=0, metavar="SEEDS",
                     help="also train on the real digits plus as many synthetic ones, against the real ones alone, "
@@ -354,7 +357,7 @@ def cmd_cas(a: argparse.Namespace) -> int:
 
     recipe = Recipe(epochs=a.epochs, seed=a.seed, augment=not a.no_augment)
     ds = load_mnist(a.idx_dir, a.data_cache)
-    result = cas(a.checkpoint, ds, a.temperature, a.per_class, recipe, a.seed, a.cache)
+    result = cas(a.checkpoint, ds, a.temperature, a.per_class, recipe, a.seed, a.cache, a.fresh)
     if a.real_plus:
         result["real_plus_synthetic"] = real_plus_synthetic(a.checkpoint, ds, result["temperature"],
                                                             list(range(a.real_plus)), recipe)

@@ -67,7 +67,8 @@ def test_draw_is_the_served_sample(cvae_repo: Path, name: str) -> None:
     assert (other != x).mean() > 0.01  # the seed matters
 
 
-def test_cas_sweeps_temperature_and_caches_the_reference(cvae_repo: Path, idx_dir: Path, tmp_path: Path) -> None:
+def test_cas_sweeps_temperature_and_caches_the_reference(cvae_repo: Path, idx_dir: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     ds = load_mnist(idx_dir, tmp_path / "data")
     recipe = Recipe(epochs=1, batch_size=32)
     out = cas(cvae_repo / "cvae-flow-z3" / "1" / "model.ts", ds, [0.5, 1.0], per_class=4, recipe=recipe,
@@ -86,6 +87,18 @@ def test_cas_sweeps_temperature_and_caches_the_reference(cvae_repo: Path, idx_di
     other = cas(cvae_repo / "cvae-flow-z3" / "1" / "model.ts", ds, [1.0], per_class=4,
                 recipe=Recipe(epochs=1, batch_size=32, seed=1), cache_dir=tmp_path)
     assert other["reference_accuracy"] != 0.123  # another recipe, another reference
+    assert out["sweep"][0]["synthetic_images"] == 40 and not out["fresh"]
+    # --fresh: the reference's steps over recipe.epochs times the digits, each seen once; the reference unchanged
+    import training.cas as cas_module
+
+    trained = []
+    real_train = cas_module.train_classifier
+    monkeypatch.setattr(cas_module, "train_classifier",
+                        lambda x, y, r: trained.append((len(x), r.epochs)) or real_train(x, y, r))
+    fresh = cas(cvae_repo / "cvae-flow-z3" / "1" / "model.ts", ds, [1.0], per_class=4,
+                recipe=Recipe(epochs=3, batch_size=4), cache_dir=tmp_path, fresh=True)
+    assert fresh["fresh"] and fresh["sweep"][0]["synthetic_images"] == 120 and fresh["classifier"]["epochs"] == 3
+    assert trained[-1] == (120, 1)  # 120 digits once each: the steps of 3 epochs over 40
 
 
 def test_cas_cli_records_the_figure_and_refuses_unconditional_models(cvae_repo: Path, idx_dir: Path,
