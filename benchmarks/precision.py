@@ -6,10 +6,14 @@ Usage: python benchmarks/precision.py [--model vae-flow-z20] [--seconds 8]
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
 from pathlib import Path
+
+import httpx
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import measure  # noqa: E402
@@ -29,8 +33,10 @@ def main() -> int:
     ckpt = sorted((ROOT / "models" / a.model).iterdir(), key=lambda d: int(d.name))[-1] / "model.ts"
     m = json.loads(torch_meta(ckpt))["latent_dim"]
     print(f"\nmodel {a.model}; server on core 0 (one torch thread), load on core 1; {a.seconds:.0f} s per scenario\n")
-    print("| forward | /sample n=1024 .npy c=2, images/s | /decode 1 row c=64, req/s | p99 ms |")
-    print("|---|---:|---:|---:|")
+    print("| forward | /sample n=1024 .npy c=2, images/s | /decode 1 row c=64, req/s | p99 ms | largest pixel "
+          "difference from fp32 (/sample n=1024) |")
+    print("|---|---:|---:|---:|---:|")
+    reference = None
     for label, opts in OPTIONS:
         port = free_port()
         env = {"VAESERVE_PORT": str(port), "VAESERVE_LOG_LEVEL": "warning", "VAESERVE_DEFAULT_MODEL": a.model, **opts}
@@ -39,7 +45,11 @@ def main() -> int:
             bulk = measure(url + "/sample", json.dumps({"n": 1024, "seed": 1}).encode(), 2, a.seconds,
                            accept="application/x-npy")
             one = measure(url + "/decode", json.dumps({"z": [[0.1] * m]}).encode(), 64, a.seconds)
-        print(f"| {label} | {bulk.rps * 1024:.0f} | {one.rps:.0f} | {one.quantile(.99) * 1e3:.0f} |")
+            got = httpx.post(url + "/sample", json={"n": 1024, "seed": 3}, headers={"accept": "application/x-npy"})
+            images = np.load(io.BytesIO(got.content))
+        reference = images if reference is None else reference  # the first option is fp32
+        error = float(np.abs(images - reference).max())
+        print(f"| {label} | {bulk.rps * 1024:.0f} | {one.rps:.0f} | {one.quantile(.99) * 1e3:.0f} | {error:.4f} |")
     return 0
 
 
