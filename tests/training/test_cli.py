@@ -60,12 +60,16 @@ def _env() -> dict[str, str]:
 
 
 def test_ctrl_c_keeps_the_best_epoch(idx_dir: Path, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "training", *_train_args(idx_dir, tmp_path, "--kind", "vae", "--latent-dim", "2",
-                                                           "--epochs", "10000", "--batch-size", "8")]
     # A suite started in the background (nohup ... &) runs with SIGINT ignored, and a child inherits that: Python
-    # then installs no KeyboardInterrupt handler at all. Ctrl-C at a terminal reaches a process with the default.
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # then installs no KeyboardInterrupt handler at all. Ctrl-C at a terminal reaches a process with the default,
+    # so the child puts Python's own handler back first, then runs `python -m training`. Not by a preexec_fn: that
+    # forks this process, whose grpcio threads (from the gRPC tests) made a forked child abort before its exec
+    # (SIGABRT, "epoll_wait error: Bad file descriptor"), once in a run beside a busy core.
+    prelude = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+               "runpy.run_module('training', run_name='__main__', alter_sys=True)")
+    cmd = [sys.executable, "-c", prelude, *_train_args(idx_dir, tmp_path, "--kind", "vae", "--latent-dim", "2",
+                                                      "--epochs", "10000", "--batch-size", "8")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = tmp_path / "runs" / "vae-z2" / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
