@@ -39,26 +39,22 @@ class Fp32Prior:
     """A module served in bf16 or fp16 whose learned prior stays fp32, on fp32 input. A flow prior amplifies
     rounding: in bf16 the default's z moved by up to 0.25 (and by 0.19 with only its noise rounded to bf16), its
     pixels as much, where the bf16 decoder alone moves a pixel by under 0.05. The prior is a small share of a
-    sample's cost; the runtime hands PRIOR_OPS their input in fp32 and the decoder gets z in its own precision."""
+    sample's cost; the runtime hands PRIOR_OPS their input in fp32, `full` runs the prior, and the decoder gets z in
+    its own precision."""
 
     def __init__(self, low: Any, full: Any, dtype: torch.dtype) -> None:
         self.low, self.full, self.dtype = low, full, dtype
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None) -> Any:
-        return self.low.encode(x.to(self.dtype), labels)
+        return self.low.encode(x, labels)
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return self.low.decode(z.to(self.dtype), labels)
-
-    def latents(self, eps: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return latents(self.full, eps.float(), labels)
-
-    def noise(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return prior_noise(self.full, z.float(), labels)
+        return self.low.decode(z.to(self.dtype), labels)  # z from the fp32 prior (SAMPLE), or lowered already
 
 
-def _latents(module: Any, eps: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-    return module.latents(eps, labels) if isinstance(module, Fp32Prior) else latents(module, eps, labels)
+def _prior_of(module: Any) -> Any:
+    """The module a prior operation runs on: the fp32 copy kept beside a lower-precision one, else the module."""
+    return module.full if isinstance(module, Fp32Prior) else module
 
 
 def compute(module: Any, op: Op, xd: torch.Tensor, lab: torch.Tensor | None) -> torch.Tensor:
@@ -74,11 +70,11 @@ def compute(module: Any, op: Op, xd: torch.Tensor, lab: torch.Tensor | None) -> 
         mu, _ = module.encode(xd, lab)
         return module.decode(mu, lab)[:, 0]
     if op == Op.PRIOR:
-        return _latents(module, xd, lab)  # (B, m): prior(eps), or prior(eps, labels) for p(z | y)
-    if op == Op.NOISE:  # (B, m): eps with prior(eps) = z
-        return module.noise(xd, lab) if isinstance(module, Fp32Prior) else prior_noise(module, xd, lab)
+        return latents(_prior_of(module), xd, lab)  # (B, m): prior(eps), or prior(eps, labels) for p(z | y)
+    if op == Op.NOISE:
+        return prior_noise(_prior_of(module), xd, lab)  # (B, m): eps with prior(eps) = z
     if op in (Op.SAMPLE, Op.SAMPLE_U8):
-        out = module.decode(_latents(module, xd, lab), lab)[:, 0]
+        out = module.decode(latents(_prior_of(module), xd, lab), lab)[:, 0]
         return to_uint8(out) if op == Op.SAMPLE_U8 else out
     raise ValueError(f"unknown operation {op!r}")
 
