@@ -42,9 +42,7 @@ def serve(port: int, threads: int = 0, bridge: bool = False) -> None:
     config = {"name": MODEL, "max_batch_size": 1024, "input": [{"name": "z", "data_type": "TYPE_FP32", "dims": [20]}],
               "output": [{"name": "x", "data_type": "TYPE_FP32", "dims": [1, 28, 28]}]}
 
-    def infer_sync(req: Any, ctx: Any) -> Any:
-        if bridge:  # the answer made on an event loop in another thread, as an engine living on one would
-            return asyncio.run_coroutine_threadsafe(infer(req, ctx), loop).result()
+    def answer(req: Any) -> Any:
         count[0] += 1
         r = messages.ModelInferResponse(model_name=req.model_name, model_version="1", id=req.id)
         r.outputs.add(name="x", datatype="FP32", shape=[1, 1, 28, 28])
@@ -52,11 +50,12 @@ def serve(port: int, threads: int = 0, bridge: bool = False) -> None:
         return r
 
     async def infer(req: Any, ctx: Any) -> Any:
-        count[0] += 1
-        r = messages.ModelInferResponse(model_name=req.model_name, model_version="1", id=req.id)
-        r.outputs.add(name="x", datatype="FP32", shape=[1, 1, 28, 28])
-        r.raw_output_contents.append(out)
-        return r
+        return answer(req)
+
+    def infer_sync(req: Any, ctx: Any) -> Any:
+        if bridge:  # the answer made on an event loop in another thread, as an engine living on one would
+            return asyncio.run_coroutine_threadsafe(infer(req, ctx), loop).result()
+        return answer(req)
 
     def const(name: str, body: dict[str, Any]) -> Any:
         async def fn(req: Any, ctx: Any) -> Any:
