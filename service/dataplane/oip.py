@@ -28,6 +28,7 @@ from service.engine.checkpoints import Checkpoint
 from service.engine.domain import InvalidInput, UnknownModel
 from service.engine.engine import Engine
 from service.engine.ops import Op, Rows
+from service.engine.repository import Unloaded
 
 SERVER = {"name": "vaeserve", "version": "0.1.0"}
 
@@ -49,7 +50,7 @@ _INPUTS = {Part.ENCODER: "x", Part.DECODER: "z", Part.SAMPLER: "eps"}
 _BY_SUFFIX = {part.value: part for part in Part}  # "decoder" -> Part.DECODER: every inference call splits a name
 
 
-def parts(ckpt: Checkpoint) -> tuple[Part, ...]:
+def parts(ckpt: Checkpoint | Unloaded) -> tuple[Part, ...]:
     """The v2 models of a checkpoint: a sampler only where there is a prior to sample."""
     return tuple(Part) if ckpt.generative else (Part.ENCODER, Part.DECODER)
 

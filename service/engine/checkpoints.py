@@ -33,6 +33,7 @@ class Checkpoint:
     generative: bool = field(init=False)
     stochastic: bool = field(init=False)
     stamp: tuple[float, int] = field(init=False)
+    retired: bool = field(init=False, default=False)  # no longer served: new requests get no batcher for it
 
     def __post_init__(self) -> None:
         self.stamp = _stamp(self.path)

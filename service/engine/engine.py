@@ -45,6 +45,7 @@ class Engine:
         self.repository = Repository(settings, self.runtime, self.lifecycle, self.metrics)
         self.admission = Admission(settings.max_inflight, settings.request_timeout_s, settings.retry_after_s)
         self.scheduler = Scheduler(settings, self.runtime, self.admission, self.metrics)
+        self.repository.on_retire = self.scheduler.retire
         # read at scrape time: no gauge update (and its lock) on every request (workers: refresh_gauges instead)
         self.metrics.inflight.set_function(lambda: self.admission.inflight)
 

@@ -77,6 +77,11 @@ class GraphCache:
         self.capture = capture
         self.graphs: dict[tuple[Any, str, int], Captured | None] = {}  # None: this forward cannot be captured
 
+    def drop(self, key: Any) -> None:
+        """Forget a model's graphs (it is no longer served): their static buffers and the weights they read."""
+        for k in [k for k in self.graphs if k[0] == key]:
+            del self.graphs[k]
+
     def bucket(self, rows: int) -> int | None:
         return next((b for b in self.sizes if b >= rows), None)
 

@@ -3,13 +3,17 @@ which model a request names (resolve, the default), and the readiness that follo
 verifying one file is service/engine/checkpoints.py's.
 
 A reload swaps the whole set in one assignment, so requests in flight finish on the version they started with; a bad
-file is refused (logged, counted) and whatever served before keeps serving.
+file is refused (logged, counted) and whatever served before keeps serving. A checkpoint that leaves the set
+(unloaded, deleted, replaced by a changed file) is handed to `on_retire` (the scheduler's), which frees it once the
+requests queued on it are answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from service.engine.checkpoints import Checkpoint, scan
 from service.engine.domain import InvalidInput, UnknownModel
@@ -23,12 +27,23 @@ log = logging.getLogger(__name__)
 Models = dict[str, dict[int, Checkpoint]]
 
 
+@dataclass(frozen=True)
+class Unloaded:
+    """What is kept of a model an operator unloaded, to list it: never its module, whose memory is given back."""
+
+    name: str
+    version: int  # its newest version when unloaded
+    generative: bool
+
+
 class Repository:
     def __init__(self, settings: Settings, runtime: Runtime, lifecycle: Lifecycle, metrics: Metrics) -> None:
         self.settings, self.runtime, self.lifecycle, self.metrics = settings, runtime, lifecycle, metrics
         self.path = settings.model_repository
         self._models: Models = {}
-        self._unloaded: dict[str, Checkpoint] = {}  # unloaded by an operator (newest version): reloads leave them out
+        self._unloaded: dict[str, Unloaded] = {}  # unloaded by an operator: reloads leave them out
+        # told of every checkpoint that stops being served (the scheduler drains it, then the runtime frees it)
+        self.on_retire: Callable[[Checkpoint], None] = lambda ckpt: None
         self.load_errors: list[str] = []
         self.default_model: str | None = settings.default_model  # settled at each load: _settle
         self._lock = asyncio.Lock()
@@ -45,7 +60,7 @@ class Repository:
         """Every loaded version of every model, by name then version."""
         return [self._models[n][v] for n in self.names() for v in self.versions(n)]
 
-    def unloaded(self) -> list[Checkpoint]:
+    def unloaded(self) -> list[Unloaded]:
         """The newest version of each model an operator unloaded (listed as unavailable, never served)."""
         return [self._unloaded[n] for n in sorted(self._unloaded)]
 
@@ -107,6 +122,9 @@ class Repository:
                 for version, ckpt in versions.items():
                     if version not in models.get(name, {}) and ckpt.path.exists() and name not in self._unloaded:
                         models.setdefault(name, {})[version] = ckpt
+            served = {id(c) for v in models.values() for c in v.values()}
+            for ckpt in [c for v in current.values() for c in v.values() if id(c) not in served]:
+                self.on_retire(ckpt)  # deleted from the repository, or replaced by a changed file
             self._models = models
             self.metrics.load_failures.inc(len(errors))
             self.load_errors = errors
@@ -124,8 +142,11 @@ class Repository:
                                    "VAESERVE_DEFAULT_MODEL to another model first")
             if name not in self._models:
                 raise UnknownModel(f"model {name!r} is not loaded", {"loaded": self.names()})
-            self._unloaded[name] = self.newest(name)
-            # new requests no longer resolve it; its batchers stay, so the requests already queued there finish
+            newest = self.newest(name)
+            self._unloaded[name] = Unloaded(name, newest.version, newest.generative)
+            # new requests no longer resolve it; its batchers finish the requests already queued there, then go
+            for ckpt in self._models[name].values():
+                self.on_retire(ckpt)
             self._models = {n: v for n, v in self._models.items() if n != name}
             log.info("unloaded %s", name)
             return {"unloaded": name, "models": {n: sorted(v) for n, v in sorted(self._models.items())}}

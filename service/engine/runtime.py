@@ -10,6 +10,7 @@ in halves and retries, so a big batch degrades to smaller ones instead of failin
 from __future__ import annotations
 
 import copy
+import ctypes
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,20 @@ def compute(module: Any, op: Op, xd: torch.Tensor, lab: torch.Tensor | None) -> 
     raise ValueError(f"unknown operation {op!r}")
 
 
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the system (glibc's malloc_trim): without it a released model's weights stay
+    in the process's resident memory, reusable by the process only. Elsewhere than glibc, nothing."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _graph_key(ckpt: Checkpoint) -> tuple[int, str, int]:
+    """A checkpoint's key in the CUDA graph cache: the object (as in Runtime.modules), and its name for the log."""
+    return (id(ckpt), ckpt.name, ckpt.version)
+
+
 def pick_device(setting: str) -> torch.device:
     if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
@@ -137,7 +152,9 @@ class Runtime:
             torch.backends.cuda.matmul.allow_tf32 = False
         torch.set_num_threads(threads)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torch-worker")
-        self.modules: dict[tuple[str, int], Any] = {}
+        # placed modules by the checkpoint object (id, kept with it): a file replaced at the same version is a new
+        # checkpoint, so requests queued on the old one finish on the old weights, and each is released on its own
+        self.modules: dict[int, tuple[Checkpoint, Any]] = {}
         self.row_cost: dict[tuple[str, int, Op], float] = {}  # seconds of forward per row, measured at load
         self.oom_splits = 0
 
@@ -149,7 +166,7 @@ class Runtime:
             module = module.to(self.dtype)  # in place: ckpt.module too
         if self.channels_last:  # NHWC convolutions; fp32 outputs moved by < 2e-5 on the shipped models
             module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.modules[(ckpt.name, ckpt.version)] = module if full is None else Fp32Prior(module, full, self.dtype)
+        self.modules[id(ckpt)] = (ckpt, module if full is None else Fp32Prior(module, full, self.dtype))
         if self.device.type == "cuda":  # first CUDA calls compile/allocate: pay that before serving
             labels = torch.zeros(8, dtype=torch.long) if ckpt.num_classes else None
             for rows in (1, 8):
@@ -194,9 +211,23 @@ class Runtime:
             hi = self.run(ckpt, op, x[half:], None if labels is None else labels[half:])
             return torch.cat([lo, hi])
 
+    def release(self, ckpt: Checkpoint) -> None:
+        """Forget a checkpoint no longer served (its batchers idle and gone): its placed module, its CUDA graphs,
+        and its measured costs unless a newer file at the same version has them. Runs on the worker thread, so no
+        forward reads these tables while they change."""
+        self.modules.pop(id(ckpt), None)
+        if self.graphs is not None:
+            self.graphs.drop(_graph_key(ckpt))
+        if not any(c.name == ckpt.name and c.version == ckpt.version for c, _ in self.modules.values()):
+            for op in Op:
+                self.row_cost.pop((ckpt.name, ckpt.version, op), None)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()  # the freed weights go back to the device, not just to torch's cache
+        _trim_heap()
+
     def _forward(self, ckpt: Checkpoint, op: Op, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        key = (ckpt.name, ckpt.version)
-        module = self.modules[key]
+        key = id(ckpt)
+        module = self.modules[key][1]
         # a float input goes in the forward's precision, except the noise of a prior kept in fp32 (Fp32Prior)
         lower = not (isinstance(module, Fp32Prior) and op in PRIOR_OPS)
         with torch.inference_mode():
@@ -209,7 +240,7 @@ class Runtime:
             lab = None if labels is None else self._to_device(labels, False)
             out = None
             if self.graphs is not None:  # CUDA graphs for small batches: one launch for the whole forward
-                out = self.graphs.run(key, module, op, xd, lab, compute)
+                out = self.graphs.run(_graph_key(ckpt), module, op, xd, lab, compute)
             if out is None:
                 out = compute(module, op, xd, lab)
             return (out if out.dtype == torch.uint8 else out.float()).cpu()

@@ -71,6 +71,11 @@ def test_graphs_pad_to_a_bucket_and_copy_their_rows_out(modules: dict[str, Any])
         cache.run("vae", vae, "decode", torch.randn(3, 4), None, compute)  # same graph, replayed again
         torch.testing.assert_close(first, kept)  # the first answer is not the graph's (overwritten) static output
         assert cache.run("vae", vae, "decode", torch.randn(257, 4), None, compute) is None  # past every bucket
+        cache.run("other", vae, "decode", torch.randn(1, 4), None, compute)
+        cache.drop("vae")  # no longer served: its graphs go, another model's stay
+        assert {k[0] for k in cache.graphs} == {"other"}
+        cache.run("vae", vae, "decode", torch.randn(3, 4), None, compute)
+        assert fake.captures == 3 * 4 + 2  # captured anew after the drop
 
 
 def test_graphs_take_labels_and_fall_back_when_capture_fails(modules: dict[str, Any]) -> None:
