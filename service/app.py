@@ -41,9 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         plane.start()  # models load here, never at import
-        gauges = None
+        gauges = follower = None
         if plane.peers is not None:  # a worker: its gauges kept fresh for scrapes other workers answer
             gauges = asyncio.get_running_loop().create_task(plane.refresh_gauges())
+            await plane.control.catch_up()  # the control calls the others carried out (a restarted worker too)
+            follower = asyncio.get_running_loop().create_task(plane.control.follow())
         gc.collect()
         gc.freeze()  # long-lived torch objects out of the GC's sight: no 100 ms full collections under load
         grpc_door = None
@@ -58,8 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         plane.mark_serving(True)
         yield
         plane.drain()
-        if gauges is not None:
-            gauges.cancel()
+        for task in (gauges, follower):
+            if task is not None:
+                task.cancel()
         if watcher is not None:
             watcher.cancel()
         if grpc_door is not None:

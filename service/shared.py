@@ -1,15 +1,19 @@
-"""What workers share (service/workers.py): the ports, by SO_REUSEPORT, and their readiness, by a directory where
-each ready worker keeps a mark."""
+"""What workers share (service/workers.py): the ports, by SO_REUSEPORT; their readiness, by a directory where
+each ready worker keeps a mark; and repository control, by a log of control calls in that directory."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import socket
 from pathlib import Path
+from typing import IO, Any
 
 PEERS_ENV = "VAESERVE_PEERS_DIR"  # set by the parent for its workers: where each marks itself ready
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's multiprocess mode reads and writes here
 GAUGE_EVERY_S = 0.5  # each worker's gauges refreshed this often, for scrapes another worker answers
+CONTROL_EVERY_S = 0.1  # each worker looks for control calls another worker answered this often
 
 
 class Peers:
@@ -35,6 +39,70 @@ class Peers:
 
     def all_ready(self) -> bool:
         return self.ready() >= self.expected
+
+
+class ControlLog:
+    """Repository control across workers. A load, reload or unload reaches one worker (the kernel picks it), so the
+    worker that carried it out appends it to a log in the workers' directory; every worker applies the calls it has
+    not seen, in order (polled every CONTROL_EVERY_S; a worker that starts, or restarts, replays the whole log before
+    it serves), and records how many it has applied, so the worker that answered can wait until every ready worker
+    has applied its call. Control calls are serialised across workers by a file lock around catching up, applying
+    and appending."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path, self.lock_path = directory / "control.jsonl", directory / "control.lock"
+        self.directory = directory
+        self.mine = directory / f"applied-{os.getpid()}"
+        self.applied = 0  # calls of the log applied here
+
+    @classmethod
+    def from_env(cls) -> ControlLog | None:
+        where = os.environ.get(PEERS_ENV)
+        return cls(Path(where)) if where else None
+
+    def acquire(self) -> IO[str]:
+        """The lock one worker's control call holds at a time; blocks (call it off the event loop)."""
+        f = self.lock_path.open("a")
+        fcntl.flock(f, fcntl.LOCK_EX)
+        return f
+
+    @staticmethod
+    def release(f: IO[str]) -> None:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
+
+    def pending(self) -> list[dict[str, Any]]:
+        """The calls appended since this worker's last one applied (whole lines only: one may be half written)."""
+        try:
+            lines = self.path.read_text().split("\n")[:-1]
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines[self.applied:]]
+
+    def append(self, call: dict[str, Any]) -> int:
+        """Record a call this worker applied (it has applied every one before it); its number in the log."""
+        with self.path.open("a") as f:
+            f.write(json.dumps(call) + "\n")
+        self.done(1)
+        return self.applied
+
+    def done(self, calls: int) -> None:
+        """Say how far this worker got: `calls` more applied."""
+        self.applied += calls
+        part = self.mine.with_name(self.mine.name + ".part")
+        part.write_text(str(self.applied))
+        part.replace(self.mine)
+
+    def applied_by_ready(self, number: int) -> tuple[int, int]:
+        """(ready workers that applied call `number`, ready workers)."""
+        ready = [p.name.removeprefix("ready-") for p in self.directory.glob("ready-*")]
+        done = 0
+        for pid in ready:
+            try:
+                done += int((self.directory / f"applied-{pid}").read_text() or 0) >= number
+            except (FileNotFoundError, ValueError):
+                pass
+        return done, len(ready)
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:

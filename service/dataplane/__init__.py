@@ -25,6 +25,7 @@ import torch
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.dataplane import oip
+from service.dataplane.control import Control
 from service.dataplane.oip import Part
 from service.engine.admission import Ticket
 from service.engine.checkpoints import Checkpoint
@@ -32,7 +33,7 @@ from service.engine.domain import NotReady, Unauthorized
 from service.engine.engine import Engine
 from service.engine.ops import Op, Rows
 from service.settings import Settings
-from service.shared import GAUGE_EVERY_S, Peers
+from service.shared import GAUGE_EVERY_S, ControlLog, Peers
 
 __all__ = ["CONTENT_TYPE_LATEST", "DataPlane", "Part"]
 
@@ -45,6 +46,7 @@ class DataPlane:
         self._lifecycle, self._repository = engine.lifecycle, engine.repository
         self._metrics = engine.metrics
         self.peers = Peers.from_env()  # with workers: their shared readiness
+        self.control = Control(engine.repository, ControlLog.from_env())  # with workers: every worker carries it out
 
     def mark_serving(self, serving: bool) -> None:
         """With workers: this one serves (its models loaded) or no longer does (draining)."""
@@ -165,11 +167,11 @@ class DataPlane:
     async def reload(self, only: str | None = None, admin_key: str | None = None) -> dict[str, object]:
         """Repository control: pick up new or changed versions (all, or one model, served again if unloaded)."""
         self._engine.check_control(admin_key)
-        return await self._repository.reload(only)
+        return await self.control.reload(only)
 
     async def unload(self, name: str, admin_key: str | None = None) -> dict[str, object]:
         self._engine.check_control(admin_key)
-        return await self._repository.unload(name)
+        return await self.control.unload(name)
 
     def metrics_text(self) -> bytes:
         """The Prometheus scrape, gauges read now (queue rows and bytes, estimated wait per model); with workers,

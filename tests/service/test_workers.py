@@ -89,3 +89,37 @@ def test_two_workers_share_both_doors_add_their_metrics_restart_and_drain(tiny_r
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_repository_control_reaches_every_worker(tiny_repo: Path, tmp_path: Path) -> None:
+    """--workers 2 with repository control: an unload answered by one worker is applied by both before the answer
+    (every later request, whichever worker takes it, is refused), a worker restarted afterwards replays it, and a
+    load brings the model back on both."""
+    key = {"x-admin-key": "workers-admin-key-0123456789"}
+    log = tmp_path / "workers.log"
+    url, proc = launch(["-m", "service", "--workers", "2"], tiny_repo, log, VAESERVE_TORCH_THREADS="1",
+                       VAESERVE_MODEL_CONTROL="true", VAESERVE_ADMIN_KEY=key["x-admin-key"])
+
+    def codes(n: int = 24) -> set[int]:  # new connections, spread over the two workers by the kernel
+        return {httpx.post(url + "/decode", json={"model": "vae-z2", "z": [[0.1, 0.2]]}, timeout=10).status_code
+                for _ in range(n)}
+
+    try:
+        assert codes() == {200}
+        r = httpx.post(url + "/v2/repository/models/vae-z2/unload", headers=key, timeout=60)
+        assert r.status_code == 200 and r.json()["workers"] == {"applied": 2, "ready": 2}
+        assert codes() == {404}
+        victim = next(p for p in _worker_pids(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
+                      and "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text())
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.time() + 30
+        while "restarting it" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.2)
+        _ready_workers(url)
+        assert codes() == {404}  # the new worker replayed the unload before it served
+        r = httpx.post(url + "/v2/repository/models/vae-z2/load", headers=key, timeout=60)
+        assert r.status_code == 200
+        assert codes() == {200}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
