@@ -79,6 +79,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                         "regulariser (the served network is the same size and speed; 0: none)")
     p.add_argument("--weight-decay", type=float, default=0.0,
                    help="AdamW's decoupled weight decay (0: plain Adam), a regulariser")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="evaluate, keep and export an exponential moving average of the weights with this decay per "
+                        "step, e.g. 0.999 (0: the weights as trained)")
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from these weights (a models/<name>/<v>/model.ts or runs/<name>/best.pt of the same "
                         "architecture) instead of random ones: fine-tuning, e.g. on a larger --iwae-k")
@@ -246,7 +249,8 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(spec, a.name, a.epochs, a.batch_size, a.lr, a.seed, a.binarize, a.device, a.idx_dir,
                        a.data_cache, a.runs_dir, a.repository, not a.no_export, a.limit_train,
                        prior="flow" if a.prior == "flow-fit" else "normal", prior_epochs=a.prior_epochs,
-                       command=getattr(a, "command", ""), init_from=a.init_from, weight_decay=a.weight_decay)
+                       command=getattr(a, "command", ""), init_from=a.init_from, weight_decay=a.weight_decay,
+                       ema=getattr(a, "ema", 0.0))
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -262,6 +266,10 @@ def cmd_train(a: argparse.Namespace) -> int:
         return 2
     if a.weight_decay < 0:
         print(f"--weight-decay {a.weight_decay}: must be >= 0 (0: none)", file=sys.stderr)
+        return 2
+    if not 0 <= a.ema < 1:
+        print(f"--ema {a.ema}: must be in [0, 1), the average's decay per step, e.g. 0.999 (0: none)",
+              file=sys.stderr)
         return 2
     if a.init_from is not None and not a.init_from.is_file():
         print(f"--init-from {a.init_from}: no such file (a model.ts or a run's best.pt)", file=sys.stderr)

@@ -31,6 +31,7 @@ class TrainConfig:
     init_from: Path | None = None  # fine-tuning: the weights (model.ts or best.pt) the run starts from
     command: str = ""  # the command line that made this config (python -m training train ...), for the record
     weight_decay: float = 0.0  # > 0: AdamW's decoupled decay (each step shrinks weights by lr * weight_decay)
+    ema: float = 0.0  # > 0: evaluate, keep and export an exponential moving average of the weights (decay per step)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -128,6 +128,12 @@ def train(cfg: TrainConfig) -> Path | None:
     # weight decay: a regulariser against the decoder learning the training digits' details (train/test gap)
     opt = (torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.weight_decay
            else torch.optim.Adam(model.parameters(), lr=cfg.lr))
+    # an average of the weights over the last ~1/(1-ema) steps: what is evaluated, kept and exported (the noise of
+    # single steps averaged away, at no serving cost)
+    averaged = (torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+        if cfg.ema else None)
+    evaluated = averaged.module if averaged is not None else model
     steps_per_epoch = max(1, len(xtr) // world // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps_per_epoch, eta_min=cfg.lr / 100)
     order = torch.Generator().manual_seed(cfg.seed)  # same on every rank: shards never overlap
@@ -158,16 +164,18 @@ def train(cfg: TrainConfig) -> Path | None:
                 loss.backward()
                 opt.step()
                 sched.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 seen += len(x) * world
                 if step % 50 == 0:
                     post = {"loss": f"{loss.item():.2f}", **{k: f"{v.item():.2f}" for k, v in parts.items()}}
                     post["img/s"] = f"{seen / (time.perf_counter() - t0):.0f}"
                     bar.set_postfix(post)
-            m = measure_test(model, cfg.spec, xte, yte)
+            m = measure_test(evaluated, cfg.spec, xte, yte)
             m.update(epoch=epoch, train_loss=loss.item(), images_per_s=seen / (time.perf_counter() - t0),
                      elapsed_s=time.perf_counter() - started, lr=sched.get_last_lr()[0])
             if m["test_loss"] < best["test_loss"]:
-                best, best_state = dict(m), copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
+                best, best_state = dict(m), copy.deepcopy({k: v.cpu() for k, v in evaluated.state_dict().items()})
             if lead and metrics_file is not None:
                 metrics_file.write(json.dumps(m) + "\n")
                 metrics_file.flush()

@@ -277,3 +277,29 @@ def test_train_ends_with_the_line_that_serves_it(idx_dir: Path, tmp_path: Path,
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_ema_exports_the_average_of_the_weights(idx_dir: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--ema D: the run evaluates and exports the moving average of its weights, not the last step's: with a decay
+    near 1 the average has barely left the first step's weights, while the trained weights went on."""
+    from training.finetune import weights_of
+
+    args = ("--kind", "vae", "--arch", "mlp", "--depth", "2", "--latent-dim", "3", "--prior", "flow", "--epochs", "1")
+    assert main(_train_args(idx_dir, tmp_path, *args, "--name", "base")) == 0
+    start = weights_of(tmp_path / "repo" / "base" / "1" / "model.ts")
+    for name, extra in (("plain", ()), ("slow", ("--ema", "0.999999"))):
+        assert main(_train_args(idx_dir, tmp_path, *args, "--name", name, "--lr", "1e-2",
+                                "--init-from", str(tmp_path / "repo" / "base" / "1" / "model.ts"), *extra)) == 0
+    plain = weights_of(tmp_path / "repo" / "plain" / "1" / "model.ts")
+    slow = weights_of(tmp_path / "repo" / "slow" / "1" / "model.ts")
+    moved = {k: (plain[k] - v).abs().max().item() for k, v in start.items() if v.numel()}
+    kept = {k: (slow[k] - v).abs().max().item() for k, v in start.items() if v.numel()}
+    assert max(moved.values()) > 1e-3  # training moved the weights
+    # the average starts at the weights after the first step (one Adam step moves a weight by at most lr) and
+    # barely leaves them; the trained weights went on
+    assert max(kept.values()) < 1.001e-2 and max(moved.values()) > 3 * max(kept.values())
+    assert read_meta(tmp_path / "repo" / "slow" / "1" / "model.ts")["config"]["ema"] == 0.999999
+    capsys.readouterr()
+    assert main(_train_args(idx_dir, tmp_path, *args, "--ema", "1")) == 2
+    assert "must be in [0, 1)" in capsys.readouterr().err
