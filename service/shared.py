@@ -13,6 +13,7 @@ from typing import IO, Any
 PEERS_ENV = "VAESERVE_PEERS_DIR"  # set by the parent for its workers: where each marks itself ready
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's multiprocess mode reads and writes here
 GAUGE_EVERY_S = 0.5  # each worker's gauges refreshed this often, for scrapes another worker answers
+STATS_EVERY_S = 0.1  # each worker's Triton statistics published this often (when they changed), for the others
 CONTROL_EVERY_S = 0.1  # each worker looks for control calls another worker answered this often
 
 
@@ -39,6 +40,26 @@ class Peers:
 
     def all_ready(self) -> bool:
         return self.ready() >= self.expected
+
+    def publish(self, snapshot: Any) -> None:
+        """This worker's Triton statistics, for a statistics call another worker answers (written whole: a reader
+        never sees half a file)."""
+        mine = self.directory / f"stats-{os.getpid()}.json"
+        part = mine.with_name(mine.name + ".part")
+        part.write_text(json.dumps(snapshot))
+        part.replace(mine)
+
+    def others_stats(self) -> list[Any]:
+        """Every other worker's last published statistics, a dead one's too (its inferences happened, as its
+        counters stay in /metrics)."""
+        out = []
+        for path in self.directory.glob("stats-*.json"):
+            if path.name != f"stats-{os.getpid()}.json":
+                try:
+                    out.append(json.loads(path.read_text()))
+                except (FileNotFoundError, ValueError):
+                    pass
+        return out
 
 
 class ControlLog:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -33,7 +34,7 @@ from service.engine.domain import NotReady, Unauthorized
 from service.engine.engine import Engine
 from service.engine.ops import Op, Rows
 from service.settings import Settings
-from service.shared import GAUGE_EVERY_S, ControlLog, Peers
+from service.shared import GAUGE_EVERY_S, STATS_EVERY_S, ControlLog, Peers
 
 __all__ = ["CONTENT_TYPE_LATEST", "DataPlane", "Part"]
 
@@ -180,10 +181,17 @@ class DataPlane:
         return self._metrics.exposition()
 
     async def refresh_gauges(self) -> None:
-        """With workers: keep this worker's gauges fresh for a scrape another worker answers."""
-        while True:
-            self._engine.refresh_gauges()
-            await asyncio.sleep(GAUGE_EVERY_S)
+        """With workers: keep this worker's gauges fresh for a scrape another worker answers, and its Triton
+        statistics for a statistics call another worker answers."""
+        assert self.peers is not None
+        published, turns = -1, round(GAUGE_EVERY_S / STATS_EVERY_S)
+        for turn in itertools.count():
+            if turn % turns == 0:
+                self._engine.refresh_gauges()
+            if self.stats.changes != published:
+                published = self.stats.changes
+                self.peers.publish(self.stats.snapshot())
+            await asyncio.sleep(STATS_EVERY_S)
 
     # -- the Open Inference Protocol's model view ------------------------------------------------
 
@@ -213,7 +221,8 @@ class DataPlane:
         return oip.repository_index(self._engine, ready_only)
 
     def statistics(self, name: str = "", version: str = "") -> list[dict[str, Any]]:
-        return self.stats.report(self._engine, name, version)
+        stats = self.stats if self.peers is None else self.stats.merged(self.peers.others_stats())
+        return stats.report(self._engine, name, version)  # with workers: theirs published at most STATS_EVERY_S ago
 
     async def load_model(self, name: str, admin_key: str | None = None) -> dict[str, object]:
         return await self.reload(oip.base_name(name), admin_key)

@@ -16,7 +16,7 @@ encodes its own way; `compute` runs one v2 model's inputs through the engine.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -161,21 +161,43 @@ class Counts:
     last_ms: int = 0  # wall-clock ms of the newest inference
 
 
+    def add(self, other: Counts) -> None:
+        self.success, self.success_ns = self.success + other.success, self.success_ns + other.success_ns
+        self.fail, self.fail_ns = self.fail + other.fail, self.fail_ns + other.fail_ns
+        self.inferences, self.last_ms = self.inferences + other.inferences, max(self.last_ms, other.last_ms)
+
+
 @dataclass
 class Statistics:
     counts: dict[tuple[str, str], Counts] = field(default_factory=dict)
+    changes: int = 0  # records so far: a worker publishes its counts only when this moved
 
     def record(self, model: str, version: int, rows: int, seconds: float, ok: bool) -> None:
         key = (model, str(version))
         c = self.counts.get(key)
         if c is None:  # setdefault would build a Counts on every call
             c = self.counts[key] = Counts()
+        self.changes += 1
         ns = int(seconds * 1e9)
         if ok:
             c.success, c.success_ns, c.inferences = c.success + 1, c.success_ns + ns, c.inferences + rows
         else:
             c.fail, c.fail_ns = c.fail + 1, c.fail_ns + ns
         c.last_ms = int(time.time() * 1000)
+
+    def snapshot(self) -> list[list[Any]]:
+        """The counts as JSON (what a worker publishes for the others: service/shared.py)."""
+        return [[name, ver, *asdict(c).values()] for (name, ver), c in self.counts.items()]
+
+    def merged(self, snapshots: list[list[list[Any]]]) -> Statistics:
+        """These counts plus other workers' snapshots."""
+        total = Statistics()
+        for name_ver, c in self.counts.items():
+            total.counts.setdefault(name_ver, Counts()).add(c)
+        for snap in snapshots:
+            for name, ver, *values in snap:
+                total.counts.setdefault((name, ver), Counts()).add(Counts(*values))
+        return total
 
     def report(self, engine: Engine, model: str = "", version: str = "") -> list[dict[str, Any]]:
         """Triton's statistics JSON: every loaded v2 model (or one, or one version)."""

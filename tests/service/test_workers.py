@@ -48,8 +48,8 @@ def _ready_workers(url: str) -> None:
 
 
 def test_two_workers_share_both_doors_add_their_metrics_restart_and_drain(tiny_repo: Path, tmp_path: Path) -> None:
-    """--workers 2 with gRPC on: both answer on both doors, one scrape counts both, a killed worker is restarted
-    (and said so), readiness needs both, and SIGTERM under load loses no request."""
+    """--workers 2 with gRPC on: both answer on both doors, one scrape counts both (and one statistics call), a
+    killed worker is restarted (and said so), readiness needs both, and SIGTERM under load loses no request."""
     import numpy as np
     import tritonclient.grpc as grpcclient
 
@@ -70,6 +70,14 @@ def test_two_workers_share_both_doors_add_their_metrics_restart_and_drain(tiny_r
             text = httpx.get(url + "/metrics", timeout=10).text
             assert 'vaeserve_requests_total{route="/sample",status="200"} 30.0' in text
             assert 'route="/inference.GRPCInferenceService/ModelInfer",status="200"} 10.0' in text
+        infer = {"inputs": [{"name": "z", "shape": [1, 4], "datatype": "FP32", "data": [0.0] * 4}]}
+        for _ in range(20):  # the protocol over HTTP, new connections: both workers answer some
+            assert httpx.post(url + "/v2/models/vae-z4-decoder/infer", json=infer, timeout=10).status_code == 200
+        time.sleep(0.5)  # each worker publishes its statistics every 0.1 s
+        for _ in range(6):  # Triton's statistics, whichever worker answers: both workers' inferences
+            stats = httpx.get(url + "/v2/models/vae-z4-decoder/stats", timeout=10).json()["model_stats"]
+            assert sum(m["inference_stats"]["success"]["count"] for m in stats) == 30
+            assert sum(m["inference_count"] for m in stats) == 10 * 3 + 20
         workers = _worker_pids(proc.pid)  # the two workers (and multiprocessing's resource tracker)
         assert len(workers) >= 2
         victim = next(p for p in workers if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
