@@ -120,6 +120,8 @@ class Batcher:
         self.jobs: list[_Job] = []  # in service order: served jobs move to the back
         self.queued_rows = 0  # rows waiting for a chunk, all jobs
         self.busy = False  # a chunk is on the worker now
+        self.open_streams = 0  # streams of blocks reading from this batcher (Engine.stream): whatever the moment
+        # between two of its blocks, a stream keeps its model from being released (Scheduler.retire)
         self.horizon = 0.0  # time.monotonic() by which the requests already told to come back would have run
         self.chunks = 0
         self._timer: asyncio.TimerHandle | None = None  # the one deadline timer (Batcher._watch)

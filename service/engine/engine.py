@@ -108,6 +108,7 @@ class Engine:
 
         async def released() -> AsyncIterator[torch.Tensor]:
             current = parts
+            batcher.open_streams += 1  # its model is not released between two blocks (Scheduler.retire)
             try:
                 while True:
                     async for part in current:
@@ -121,6 +122,7 @@ class Engine:
                 self.metrics.rejections.labels("deadline").inc()
                 raise
             finally:
+                batcher.open_streams -= 1
                 await current.aclose()  # type: ignore[attr-defined]  # retire the job now, not at garbage collection
                 ticket.release()
 

@@ -21,6 +21,7 @@ import torch
 from checkpoint import latents, prior_noise
 from checkpoint.sampling import to_uint8
 from service.engine.checkpoints import Checkpoint
+from service.engine.domain import UnknownModel
 from service.engine.gpu import GraphCache, pipelined
 from service.engine.ops import Op
 
@@ -226,8 +227,11 @@ class Runtime:
         _trim_heap()
 
     def _forward(self, ckpt: Checkpoint, op: Op, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        key = id(ckpt)
-        module = self.modules[key][1]
+        placed = self.modules.get(id(ckpt))
+        if placed is None:  # released: no batcher hands it rows after that, but say so rather than fail if one did
+            raise UnknownModel(f"model {ckpt.name!r} version {ckpt.version} is no longer served (unloaded, deleted "
+                               "or replaced)", {"model": ckpt.name})
+        module = placed[1]
         # a float input goes in the forward's precision, except the noise of a prior kept in fp32 (Fp32Prior)
         lower = not (isinstance(module, Fp32Prior) and op in PRIOR_OPS)
         with torch.inference_mode():

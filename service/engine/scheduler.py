@@ -57,7 +57,7 @@ class Scheduler:
     async def _drain(self, ckpt: Checkpoint) -> None:
         while True:
             mine = [(k, b) for k, (c, b) in self._batchers.items() if c is ckpt]
-            if all(not b.jobs and not b.busy for _, b in mine):
+            if all(not b.jobs and not b.busy and not b.open_streams for _, b in mine):
                 break
             await asyncio.sleep(DRAIN_POLL_S)
         for k, _ in mine:  # in the same step as the check: no request can join them in between

@@ -109,3 +109,38 @@ def test_queued_requests_finish_on_the_module_they_were_queued_for(tiny_repo: Pa
         assert answers[0]["images"] == before  # every chunk on the weights it was queued for
         runtime.run = real
         assert c.post("/decode", json={"model": "vae-z4", "z": z}).json()["images"] != before
+
+
+def test_a_stream_of_blocks_finishes_when_its_model_is_unloaded(tiny_repo: Path, tmp_path: Path) -> None:
+    """A streamed /sample of three seed blocks, unloaded in its first: every block comes, the same digits as an
+    undisturbed stream's, then the model is freed."""
+    import io
+    import threading
+
+    import numpy as np
+
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_repo, repo)
+    app = create_app(make_settings(repo, model_control=True, admin_key=ADMIN, max_batch_rows=2000))
+    body, npy = {"model": "vae-z2", "n": 30_000, "seed": 5, "dtype": "uint8"}, {"accept": "application/x-npy"}
+    with TestClient(app) as c:
+        expected = np.load(io.BytesIO(c.post("/sample", json=body, headers=npy).content))
+        runtime = app.state.plane._engine.runtime
+        real = runtime.run
+
+        def slow(*args: object) -> object:
+            time.sleep(0.03)
+            return real(*args)
+
+        runtime.run = slow  # 15 chunks of 2,000 rows: ~0.5 s
+        ref = served_module(app, "vae-z2", 1)
+        answers: list[object] = []
+        t = threading.Thread(target=lambda: answers.append(c.post("/sample", json=body, headers=npy)))
+        t.start()
+        time.sleep(0.1)
+        assert c.post("/v2/repository/models/vae-z2/unload", headers=KEY).status_code == 200
+        t.join(timeout=60)
+        r = answers[0]
+        assert r.status_code == 200  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(np.load(io.BytesIO(r.content)), expected)  # type: ignore[attr-defined]
+        assert freed(ref)
