@@ -31,12 +31,21 @@ class Control:
     def __init__(self, repository: Repository, shared: ControlLog | None) -> None:
         self.repository, self.shared = repository, shared
         self._applying = asyncio.Lock()  # the follower and a control call never apply the log's calls twice
+        self._running: set[asyncio.Task[dict[str, Any]]] = set()
 
     async def reload(self, only: str | None) -> dict[str, Any]:
-        return await self._carry_out({"op": "reload", "model": only})
+        return await self._shielded({"op": "reload", "model": only})
 
     async def unload(self, name: str) -> dict[str, Any]:
-        return await self._carry_out({"op": "unload", "model": name})
+        return await self._shielded({"op": "unload", "model": name})
+
+    async def _shielded(self, call: dict[str, Any]) -> dict[str, Any]:
+        """A control call, once begun, is carried out whole even if its caller goes (a cancelled gRPC call): half
+        of one would leave the workers' lock taken or the workers apart."""
+        task = asyncio.get_running_loop().create_task(self._carry_out(call))
+        self._running.add(task)  # a strong reference while it runs: the event loop keeps only weak ones
+        task.add_done_callback(self._running.discard)
+        return await asyncio.shield(task)
 
     async def _apply(self, call: dict[str, Any]) -> dict[str, Any]:
         if call["op"] == "unload":
