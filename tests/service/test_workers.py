@@ -35,6 +35,19 @@ def _worker_pids(parent: int) -> list[int]:
     return [int(p) for p in out]
 
 
+def _kill_a_worker(parent: int, log: Path) -> int:
+    """SIGKILL one worker (not multiprocessing's resource tracker) and wait until the parent says it restarts it."""
+    workers = _worker_pids(parent)
+    assert len(workers) >= 2
+    victim = next(p for p in workers if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
+                  and "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text())
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.time() + 30
+    while "restarting it" not in log.read_text() and time.time() < deadline:
+        time.sleep(0.2)
+    return victim
+
+
 def _ready_workers(url: str) -> None:
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -78,14 +91,7 @@ def test_two_workers_share_both_doors_add_their_metrics_restart_and_drain(tiny_r
             stats = httpx.get(url + "/v2/models/vae-z4-decoder/stats", timeout=10).json()["model_stats"]
             assert sum(m["inference_stats"]["success"]["count"] for m in stats) == 30
             assert sum(m["inference_count"] for m in stats) == 10 * 3 + 20
-        workers = _worker_pids(proc.pid)  # the two workers (and multiprocessing's resource tracker)
-        assert len(workers) >= 2
-        victim = next(p for p in workers if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
-                      and "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text())
-        os.kill(victim, signal.SIGKILL)
-        deadline = time.time() + 30
-        while "restarting it" not in log.read_text() and time.time() < deadline:
-            time.sleep(0.2)
+        victim = _kill_a_worker(proc.pid, log)
         assert "restarting it" in log.read_text()
         _ready_workers(url)
         assert victim not in _worker_pids(proc.pid)
@@ -117,12 +123,7 @@ def test_repository_control_reaches_every_worker(tiny_repo: Path, tmp_path: Path
         r = httpx.post(url + "/v2/repository/models/vae-z2/unload", headers=key, timeout=60)
         assert r.status_code == 200 and r.json()["workers"] == {"applied": 2, "ready": 2}
         assert codes() == {404}
-        victim = next(p for p in _worker_pids(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
-                      and "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text())
-        os.kill(victim, signal.SIGKILL)
-        deadline = time.time() + 30
-        while "restarting it" not in log.read_text() and time.time() < deadline:
-            time.sleep(0.2)
+        _kill_a_worker(proc.pid, log)
         _ready_workers(url)
         assert codes() == {404}  # the new worker replayed the unload before it served
         r = httpx.post(url + "/v2/repository/models/vae-z2/load", headers=key, timeout=60)
