@@ -7,7 +7,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +23,23 @@ ROOT = Path(__file__).resolve().parents[1]
 def make_settings(repo: Path, **kw: object) -> Settings:
     kw.setdefault("grpc_port", 0)  # apps in tests serve gRPC only where a test asks for it
     return Settings(model_repository=repo, default_model="vae-z4", **kw)  # type: ignore[arg-type]
+
+
+@contextmanager
+def slow_forwards(app: Any, seconds: float) -> Iterator[None]:
+    """Every forward of the app's runtime takes `seconds` longer: requests stay queued long enough to act on them."""
+    runtime = app.state.plane._engine.runtime
+    real = runtime.run
+
+    def slow(*args: object) -> object:
+        time.sleep(seconds)
+        return real(*args)
+
+    runtime.run = slow
+    try:
+        yield
+    finally:
+        runtime.run = real
 
 
 def pixels(value: float = 0.5) -> list[list[float]]:

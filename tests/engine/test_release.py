@@ -17,7 +17,7 @@ from service.app import create_app
 from service.engine.gpu import GraphCache
 from tests.engine.test_gpu import FakeGraphs
 from tests.engine.test_reload import install
-from tests.helpers import make_settings
+from tests.helpers import make_settings, slow_forwards
 
 ADMIN = "release-admin-key-0123456"
 KEY = {"x-admin-key": ADMIN}
@@ -88,26 +88,18 @@ def test_queued_requests_finish_on_the_module_they_were_queued_for(tiny_repo: Pa
     shutil.copytree(tiny_repo, repo)
     app = create_app(make_settings(repo, model_control=True, admin_key=ADMIN, max_batch_rows=50))
     with TestClient(app) as c:
-        runtime = app.state.plane._engine.runtime
-        real = runtime.run
         z = [[0.3] * 4] * 400
         before = c.post("/decode", json={"model": "vae-z4", "z": z}).json()["images"]
-
-        def slow(*args: object) -> object:
-            time.sleep(0.05)
-            return real(*args)
-
-        runtime.run = slow  # 400 rows in 50-row chunks: ~0.4 s of work
-        answers: list[dict] = []
-        t = threading.Thread(target=lambda: answers.append(
-            c.post("/decode", json={"model": "vae-z4", "z": z}).json()))
-        t.start()
-        time.sleep(0.15)
-        install(tiny_repo / "vae-z4" / "1" / "model.ts", repo / "vae-z4" / "2" / "model.ts")  # replaced mid-request
-        assert c.post("/admin/reload", headers=KEY).json()["added"] == ["vae-z4/2"]
-        t.join(timeout=30)
+        with slow_forwards(app, 0.05):  # 400 rows in 50-row chunks: ~0.4 s of work
+            answers: list[dict] = []
+            t = threading.Thread(target=lambda: answers.append(
+                c.post("/decode", json={"model": "vae-z4", "z": z}).json()))
+            t.start()
+            time.sleep(0.15)
+            install(tiny_repo / "vae-z4" / "1" / "model.ts", repo / "vae-z4" / "2" / "model.ts")  # replaced now
+            assert c.post("/admin/reload", headers=KEY).json()["added"] == ["vae-z4/2"]
+            t.join(timeout=30)
         assert answers[0]["images"] == before  # every chunk on the weights it was queued for
-        runtime.run = real
         assert c.post("/decode", json={"model": "vae-z4", "z": z}).json()["images"] != before
 
 
@@ -125,21 +117,14 @@ def test_a_stream_of_blocks_finishes_when_its_model_is_unloaded(tiny_repo: Path,
     body, npy = {"model": "vae-z2", "n": 30_000, "seed": 5, "dtype": "uint8"}, {"accept": "application/x-npy"}
     with TestClient(app) as c:
         expected = np.load(io.BytesIO(c.post("/sample", json=body, headers=npy).content))
-        runtime = app.state.plane._engine.runtime
-        real = runtime.run
-
-        def slow(*args: object) -> object:
-            time.sleep(0.03)
-            return real(*args)
-
-        runtime.run = slow  # 15 chunks of 2,000 rows: ~0.5 s
         ref = served_module(app, "vae-z2", 1)
-        answers: list[object] = []
-        t = threading.Thread(target=lambda: answers.append(c.post("/sample", json=body, headers=npy)))
-        t.start()
-        time.sleep(0.1)
-        assert c.post("/v2/repository/models/vae-z2/unload", headers=KEY).status_code == 200
-        t.join(timeout=60)
+        with slow_forwards(app, 0.03):  # 15 chunks of 2,000 rows: ~0.5 s
+            answers: list[object] = []
+            t = threading.Thread(target=lambda: answers.append(c.post("/sample", json=body, headers=npy)))
+            t.start()
+            time.sleep(0.1)
+            assert c.post("/v2/repository/models/vae-z2/unload", headers=KEY).status_code == 200
+            t.join(timeout=60)
         r = answers[0]
         assert r.status_code == 200  # type: ignore[attr-defined]
         np.testing.assert_array_equal(np.load(io.BytesIO(r.content)), expected)  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ from tritonclient.utils import InferenceServerException
 
 from service.app import create_app
 from service.settings import Settings
-from tests.helpers import launch, make_settings
+from tests.helpers import launch, make_settings, slow_forwards
 
 ADMIN = "http-admin-key-0123456789"
 PATHS = ["/admin/reload", "/v2/repository/models/vae-z2-decoder/load", "/v2/repository/models/vae-z2/unload"]
@@ -97,15 +97,7 @@ def test_unload_lets_queued_requests_finish(tiny_repo: Path) -> None:
     import time
 
     app = create_app(make_settings(tiny_repo, model_control=True, admin_key=ADMIN, max_batch_rows=50))
-    with TestClient(app) as c:
-        runtime = app.state.plane._engine.runtime
-        real = runtime.run
-
-        def slow(*args: object) -> object:
-            time.sleep(0.05)
-            return real(*args)
-
-        runtime.run = slow  # 400 rows in 50-row chunks: ~0.4 s of work
+    with TestClient(app) as c, slow_forwards(app, 0.05):  # 400 rows in 50-row chunks: ~0.4 s of work
         answers: list[int] = []
         t = threading.Thread(target=lambda: answers.append(
             c.post("/sample", json={"model": "vae-z2", "n": 400, "seed": 1}).status_code))
