@@ -3,7 +3,11 @@ random slice of the training digits and of the test digits, and the parts of the
 (reconstruction -log p(x | mu), prior -log p(mu)) on the same slices. A large gap says the next nat is a
 regulariser's to win, not a tighter bound's (docs/models.md).
 
+With --tightness K1 K2 ..., instead: the bound on the same test digits at each k (same noise seed): how far the
+evaluation's k = 1,000 still is from the model's likelihood, i.e. what a better encoder could win at most.
+
 Usage: python scripts/likelihood_gap.py models/vae-flow-z20/3/model.ts [--n 2000] [--k 100] [--seed 1]
+       python scripts/likelihood_gap.py models/vae-flow-z20/3/model.ts --n 500 --tightness 100 1000 5000
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,6 +32,8 @@ def main() -> int:
     p.add_argument("--n", type=int, default=2000, help="digits from each set")
     p.add_argument("--k", type=int, default=100, help="importance samples of the bound")
     p.add_argument("--seed", type=int, default=1, help="which digits, and the bound's noise")
+    p.add_argument("--tightness", type=int, nargs="+", default=[], metavar="K",
+                   help="only the bound on the test digits at each of these k")
     a = p.parse_args()
     ts, meta = load_model(a.checkpoint)
     if not meta.stochastic or meta.conditional:
@@ -35,6 +42,8 @@ def main() -> int:
     ds = load_mnist()
     pick = torch.Generator().manual_seed(a.seed)
     torch.manual_seed(a.seed)
+    if a.tightness:
+        return tightness(ts, ds.x_test, a)
     rows = {}
     with torch.no_grad():
         for name, images in (("train", ds.x_train), ("test", ds.x_test)):
@@ -49,6 +58,20 @@ def main() -> int:
         print(f"| {name} | {nll:.2f} | {rec:.2f} | {prior:.2f} |")
     gap = [t - r for r, t in zip(rows["train"], rows["test"], strict=True)]
     print(f"| test - train | {gap[0]:+.2f} | {gap[1]:+.2f} | {gap[2]:+.2f} |")
+    return 0
+
+
+def tightness(ts: torch.jit.ScriptModule, images: np.ndarray, a: argparse.Namespace) -> int:
+    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(a.seed))[:a.n]
+    x = torch.from_numpy(images).float().div(255).reshape(-1, 1, 28, 28)[idx]
+    print(f"| {a.checkpoint}, {a.n} test digits | " + " | ".join(f"IWAE-{k}" for k in a.tightness) + " |")
+    print("|---|" + "---:|" * len(a.tightness))
+    bounds = []
+    with torch.no_grad():
+        for k in a.tightness:
+            torch.manual_seed(a.seed)
+            bounds.append(iwae_nll(ts, x, None, k))
+    print("| -log p(x), nats | " + " | ".join(f"{b:.3f}" for b in bounds) + " |")
     return 0
 
 
