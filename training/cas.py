@@ -91,16 +91,18 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def draw(checkpoint: Path, per_class: int, temperature: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """per_class digits of each class: exactly /sample's uint8 answer for n = per_class * classes, this seed and
-    temperature, labels="balanced" (checkpoint/sampling.py): (x uint8 (N, 28, 28), y int64 (N,))."""
+def draw(checkpoint: Path, per_class: int, temperature: float, seed: int,
+         sharpness: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """per_class digits of each class: exactly /sample's uint8 answer for n = per_class * classes, this seed,
+    temperature and sharpness, labels="balanced" (checkpoint/sampling.py): (x uint8 (N, 28, 28), y int64 (N,))."""
     ts, meta = load_model(checkpoint)
     if not meta.conditional:
         raise ValueError(f"{checkpoint} is a {meta.kind}: the Classification Accuracy Score needs a conditional "
                          "model (num_classes > 0), whose samples come with the label they were asked for")
     n = per_class * meta.num_classes
     x = np.concatenate([to_uint8(px[:, 0]).numpy()
-                        for px, _ in decoded(ts, meta.latent_dim, meta.num_classes, n, seed, temperature)])
+                        for px, _ in decoded(ts, meta.latent_dim, meta.num_classes, n, seed, temperature,
+                                             sharpness=sharpness)])
     return x, balanced_labels(0, n, meta.num_classes).numpy()
 
 
@@ -123,9 +125,11 @@ HELD_OUT = 10_000  # the last real training digits: where the temperature is cho
 
 
 def cas(checkpoint: Path, ds: Mnist, temperatures: list[float], per_class: int = 6000, recipe: Recipe = Recipe(),
-        sample_seed: int = 0, cache_dir: Path = Path("runs"), fresh: bool = False) -> dict[str, Any]:
-    """CAS at each temperature, the reference, and the headline: the test accuracy at the temperature whose
-    classifier scores best on a held-out slice of the real training digits (the test set chooses nothing).
+        sample_seed: int = 0, cache_dir: Path = Path("runs"), fresh: bool = False,
+        sharpness: tuple[float, ...] = (1.0,)) -> dict[str, Any]:
+    """CAS at each temperature and sharpness, the reference, and the headline: the test accuracy at the temperature
+    and sharpness whose classifier scores best on a held-out slice of the real training digits (the test set chooses
+    nothing).
 
     fresh: a generator's digits are not limited to 60,000, so draw per_class * epochs of each class and train one
     epoch over them: the same steps and schedule as the reference's, but no synthetic digit seen twice (does the
@@ -138,26 +142,28 @@ def cas(checkpoint: Path, ds: Mnist, temperatures: list[float], per_class: int =
     log.info("reference (real training digits): %.4f", ref["accuracy"])
     sweep = []
     for t in temperatures:
-        t0 = time.perf_counter()
-        x, y = draw(checkpoint, per_class * (recipe.epochs if fresh else 1), t, sample_seed)
-        model = train_classifier(to_tensor(x, torch.device("cpu")), torch.from_numpy(y),
-                                 replace(recipe, epochs=1) if fresh else recipe)
-        acc, val = round(accuracy(model, xte, yte), 4), round(accuracy(model, xval, yval), 4)
-        sweep.append({"temperature": t, "accuracy": acc, "held_out_accuracy": val, "synthetic_images": len(y),
-                      "seconds": round(time.perf_counter() - t0, 1)})
-        log.info("temperature %.2f: CAS %.4f, held-out %.4f (%.0f s)", t, acc, val, sweep[-1]["seconds"])
+        for sharp in sharpness:
+            t0 = time.perf_counter()
+            x, y = draw(checkpoint, per_class * (recipe.epochs if fresh else 1), t, sample_seed, sharp)
+            model = train_classifier(to_tensor(x, torch.device("cpu")), torch.from_numpy(y),
+                                     replace(recipe, epochs=1) if fresh else recipe)
+            acc, val = round(accuracy(model, xte, yte), 4), round(accuracy(model, xval, yval), 4)
+            sweep.append({"temperature": t, "sharpness": sharp, "accuracy": acc, "held_out_accuracy": val,
+                          "synthetic_images": len(y), "seconds": round(time.perf_counter() - t0, 1)})
+            log.info("temperature %.2f, sharpness %g: CAS %.4f, held-out %.4f (%.0f s)", t, sharp, acc, val,
+                     sweep[-1]["seconds"])
     chosen = max(sweep, key=lambda r: r["held_out_accuracy"])
-    return {"accuracy": chosen["accuracy"], "temperature": chosen["temperature"],
+    return {"accuracy": chosen["accuracy"], "temperature": chosen["temperature"], "sharpness": chosen["sharpness"],
             "reference_accuracy": ref["accuracy"], "per_class": per_class, "sample_seed": sample_seed,
             "fresh": fresh,
             "test_images": len(yte), "held_out_images": held, "sweep": sweep,
             "classifier": {"net": "CasCNN (training/cas.py)", **asdict(recipe)},
-            "note": f"headline: the temperature whose classifier scored best on the last {held} real training "
-                    "digits (held out: no classifier trains on them), its accuracy on the real test set"}
+            "note": f"headline: the temperature and sharpness whose classifier scored best on the last {held} real "
+                    "training digits (held out: no classifier trains on them), its accuracy on the real test set"}
 
 
 def real_plus_synthetic(checkpoint: Path, ds: Mnist, temperature: float, seeds: list[int],
-                        recipe: Recipe = Recipe()) -> dict[str, Any]:
+                        recipe: Recipe = Recipe(), sharpness: float = 1.0) -> dict[str, Any]:
     """What a user who adds a synthetic set to real data gets: the same CNN, same recipe, on the real training
     digits alone and on them plus as many synthetic ones (balanced, at `temperature`), for each seed (the seed of
     both the classifier and the draw); test accuracy of each, their means, spreads and the difference."""
@@ -168,7 +174,7 @@ def real_plus_synthetic(checkpoint: Path, ds: Mnist, temperature: float, seeds: 
     for seed in seeds:
         r = replace(recipe, seed=seed)
         real.append(round(accuracy(train_classifier(xr, yr, r), xte, yte), 4))
-        xs, ys = draw(checkpoint, per_class, temperature, seed)
+        xs, ys = draw(checkpoint, per_class, temperature, seed, sharpness)
         x = torch.cat([xr, to_tensor(xs, torch.device("cpu"))])
         y = torch.cat([yr, torch.from_numpy(ys)])
         mixed.append(round(accuracy(train_classifier(x, y, r), xte, yte), 4))
@@ -178,6 +184,7 @@ def real_plus_synthetic(checkpoint: Path, ds: Mnist, temperature: float, seeds: 
         return {"mean": round(float(np.mean(v)), 4), "std": round(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, 4)}
 
     diffs = [m - r for m, r in zip(mixed, real, strict=True)]
-    return {"temperature": temperature, "seeds": seeds, "real": real, "real_plus_synthetic": mixed,
+    return {"temperature": temperature, "sharpness": sharpness, "seeds": seeds, "real": real,
+            "real_plus_synthetic": mixed,
             "synthetic_images": per_class * 10, "real_summary": summary(real), "mixed_summary": summary(mixed),
             "difference": summary(diffs), "classifier": {"net": "CasCNN (training/cas.py)", **asdict(recipe)}}

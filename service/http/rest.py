@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import numpy as np
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from checkpoint.sampling import SEED_BLOCK, balanced_labels, noise_blocks, seeded_normal
+from checkpoint.sampling import SEED_BLOCK, balanced_labels, noise_blocks, seeded_normal, sharpen
 from service.dataplane import DataPlane
 from service.engine import rules
 from service.engine.admission import Ticket
@@ -288,12 +289,16 @@ async def sample(request: Request, plane: DataPlane, ticket: Ticket) -> Response
 
     seed = req.seed if req.seed is not None else secrets.randbits(63)
     op = decode_op(req.dtype, req.format)
+    if req.sharpness != 1.0:  # sharpened before quantising: the forward gives floats, uint8 is made after
+        op = op.float32()
     if ckpt.has_prior and (wants_npy(request) or npz):  # images only: prior and decode in one forward (one trip)
         op = Op.SAMPLE_U8 if op == Op.DECODE_U8 else Op.SAMPLE
     blocks = noise_blocks(seed, req.n, ckpt.latent_dim, req.temperature)
     if streamed:
         ticket.scale(math.ceil(req.n / SEED_BLOCK))  # one deadline, scaled with the work
         parts = plane.stream(ckpt, op, (Rows(z, labels_for(start, len(z))) for start, z in blocks), ticket)
+        if req.sharpness != 1.0:
+            parts = sharpened(parts, req.sharpness)
         if npz:  # images streamed beside the labels (and the seed); z is left out: the seed remakes it
             whole = {"seed": np.asarray(seed)}
             if ckpt.num_classes:
@@ -304,11 +309,20 @@ async def sample(request: Request, plane: DataPlane, ticket: Ticket) -> Response
     labels = labels_for(0, req.n)
     if ckpt.has_prior and not wants_npy(request):  # the answer carries z: the learned prior's latents
         z = await plane.run(ckpt, Op.PRIOR, Rows(z, labels), ticket)  # p(z | y) reads the labels
-    imgs = (await plane.run(ckpt, op, Rows(z, labels), ticket)).numpy()
+    imgs = sharpen(await plane.run(ckpt, op, Rows(z, labels), ticket), req.sharpness).numpy()
     payload = {"model": ckpt.name, "version": ckpt.version, "z": z.numpy(), "seed": seed,
                "labels": None if labels is None else labels.tolist()}
     return await respond(request, payload, imgs, req.format, ckpt.name, ckpt.version, {"x-seed": str(seed)},
                          dtype=req.dtype)
+
+
+async def sharpened(parts: AsyncIterator[torch.Tensor], sharpness: float) -> AsyncIterator[torch.Tensor]:
+    """A stream's float parts, sharpened (checkpoint/sampling.py: sharpen) as they come."""
+    try:
+        async for part in parts:
+            yield sharpen(part, sharpness)
+    finally:  # a reader that stops early stops the stream's job too
+        await parts.aclose()  # type: ignore[attr-defined]
 
 
 def path_points(a: torch.Tensor, b: torch.Tensor, steps: int, method: str) -> torch.Tensor:
