@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--model", default="cvae-z10", help="a conditional model the server has (see /models)")
     s.add_argument("--seed", type=int, default=0, help="the same seed gives the same set")
     s.add_argument("--temperature", type=float, default=1.0, help="noise scale: lower is cleaner, less varied")
+    s.add_argument("--sharpness", type=float, default=1.0,
+                   help="pixels pushed toward black and white (1: the means as decoded; 6: the digits a classifier "
+                        "learned real digits best from, docs/models.md)")
     s.add_argument("--workers", type=int, default=2, help="chunks in flight at once")
     e = sub.add_parser("encode", help="write the codes (mu, logvar) of every digit of a .npy or MNIST-shaped .npz "
                                       "(labels carried through) as an .npz", formatter_class=_Help)
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{a.out}: codes of {prov['n']} digits from {prov['model']} v{prov['version']}")
                 return 0
             prov = write_synthetic(client, a.out, a.n, model=a.model, seed=a.seed, temperature=a.temperature,
-                                   workers=a.workers, progress=not a.quiet, restart=a.restart)
+                                   sharpness=a.sharpness, workers=a.workers, progress=not a.quiet,
+                                   restart=a.restart)
     except KeyboardInterrupt:  # what is on disk stays: the same command resumes
         print(f"stopped; run the same command again to resume ({a.out.name}.parts/ keeps what arrived)",
               file=sys.stderr)
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{a.out}: {a.n} digits from {prov['model']} v{prov['version']} (seed {prov['seed']}, temperature "
-          f"{prov['temperature']})")
+          f"{prov['temperature']}, sharpness {prov['sharpness']})")
     return 0
 
 

@@ -227,19 +227,21 @@ def decode(z: np.ndarray, *, model: str | None = None, version: int | None = Non
 
 def sample(n: int, *, model: str | None = None, version: int | None = None, seed: int | None = None,
            temperature: float | None = None, labels: Sequence[int] | str | None = None,
-           dtype: str = "float32") -> Call[np.ndarray]:
-    """n generated digits, (n, 28, 28) float32 in [0,1] or uint8 0..255; the same seed gives the same digits."""
+           dtype: str = "float32", sharpness: float | None = None) -> Call[np.ndarray]:
+    """n generated digits, (n, 28, 28) float32 in [0,1] or uint8 0..255; the same seed gives the same digits.
+    sharpness: pixels pushed toward black and white (the server's /sample option; None: the means as decoded)."""
     return Call("POST", "/sample", _same, {"model": model, "version": version, "n": n, "seed": seed,
-                                           "dtype": _dtype(dtype), "temperature": temperature, "labels": labels}, NPY)
+                                           "dtype": _dtype(dtype), "temperature": temperature, "labels": labels,
+                                           "sharpness": sharpness}, NPY)
 
 
 def sample_labelled(n: int, *, model: str | None = None, version: int | None = None, seed: int | None = None,
                     temperature: float | None = None, labels: Sequence[int] | str = "balanced",
-                    dtype: str = "float32") -> Call[tuple[np.ndarray, np.ndarray]]:
+                    dtype: str = "float32", sharpness: float | None = None) -> Call[tuple[np.ndarray, np.ndarray]]:
     """A labelled set from a conditional model in one .npz answer: (images (n, 28, 28), labels (n,))."""
     return Call("POST", "/sample", lambda r: (r["images"], r["labels"]),
                 {"model": model, "version": version, "n": n, "seed": seed, "dtype": _dtype(dtype),
-                 "temperature": temperature, "labels": labels}, NPZ)
+                 "temperature": temperature, "labels": labels, "sharpness": sharpness}, NPZ)
 
 
 def interpolate(start: np.ndarray, end: np.ndarray, steps: int = 10, *, method: str = "linear",

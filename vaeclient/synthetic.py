@@ -1,13 +1,13 @@
 """A synthetic training set in one call: N balanced, labelled digits from a conditional model, written as an
 MNIST-shaped .npz (x uint8 (N, 28, 28), y int64 (N,)) with where they came from (server, model, version, seed,
-temperature), so the set can be traced and made again.
+temperature, sharpness), so the set can be traced and made again.
 
 The set is pulled in chunks of 10,000 (the server's seed block: chunk k is asked for with block k's seed, so the
 file equals one /sample answer of n=N with this seed), each kept on disk as it arrives (OUT.parts/); a run that
 stops, for any reason, resumes where it stopped when started again with the same arguments. The model's version
 is pinned at the start: a reload on the server mid-way cannot mix two models in one set.
 
-    python -m vaeclient synth digits.npz -n 60000 --model cvae-z10 --seed 1 --temperature 0.8
+    python -m vaeclient synth digits.npz -n 60000 --model cvae-z10 --seed 1 --temperature 0.8 --sharpness 6
 """
 
 from __future__ import annotations
@@ -44,14 +44,15 @@ def resolve(client: VaeClient, model: str | None) -> dict[str, Any]:
 
 
 def write_synthetic(client: VaeClient, out: Path, n: int, *, model: str | None = None, seed: int = 0,
-                    temperature: float = 1.0, workers: int = 2, progress: bool = True,
+                    temperature: float = 1.0, sharpness: float = 1.0, workers: int = 2, progress: bool = True,
                     restart: bool = False, on_chunk: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Pull n balanced labelled digits into out (.npz); returns the provenance written beside x and y."""
     if n <= 0 or n % 10:
         raise ValueError(f"n={n}: a positive multiple of 10, so every class has as many digits")
     entry = resolve(client, model)
     provenance = {"server": client.base_url, "model": entry["name"], "version": int(entry["version"]), "seed": seed,
-                  "temperature": temperature, "n": n, "labels": "balanced", "chunk": SEED_BLOCK}
+                  "temperature": temperature, "sharpness": sharpness, "n": n, "labels": "balanced",
+                  "chunk": SEED_BLOCK}
     parts, provenance = open_parts(out, provenance, restart, "a set begun with other arguments")
     chunks = [(k, min(SEED_BLOCK, n - k * SEED_BLOCK)) for k in range((n + SEED_BLOCK - 1) // SEED_BLOCK)]
     todo = [(k, rows) for k, rows in chunks if not (parts / f"{k:05d}.npy").exists()]
@@ -60,7 +61,8 @@ def write_synthetic(client: VaeClient, out: Path, n: int, *, model: str | None =
 
     def pull(k: int, rows: int) -> int:
         images = client.sample(rows, model=entry["name"], version=provenance["version"], seed=block_seed(seed, k),
-                               temperature=temperature, labels="balanced", dtype="uint8")
+                               temperature=temperature, labels="balanced", dtype="uint8",
+                               sharpness=None if sharpness == 1.0 else sharpness)
         if images.shape != (rows, 28, 28) or images.dtype != np.uint8:
             raise VaeServeError(200, f"chunk {k}: expected ({rows}, 28, 28) uint8, got {images.shape} {images.dtype}")
         write_whole(parts / f"{k:05d}.npy", np.save, images)

@@ -88,6 +88,27 @@ def test_sample_temperature_scales_z(client: TestClient) -> None:
     np.testing.assert_allclose(b, 0.5 * a, atol=1e-6)
 
 
+NPY_ACCEPT = {"accept": "application/x-npy"}
+
+
+def test_sample_sharpness_is_the_pixel_rule_in_every_answer(client: TestClient) -> None:
+    """sharpness: each pixel of the plain answer through checkpoint/sampling.py's sharpen, the same in JSON, .npy
+    (uint8 from the sharpened floats) and a streamed .npy; a value outside (0, 100] is a 422 that says so."""
+    from checkpoint.sampling import sharpen
+
+    for model in ("vae-z4", "cvae-z4"):  # without, and with a learned prior (one forward for .npy answers)
+        body = {"model": model, "n": 6, "seed": 2, "labels": "balanced" if model == "cvae-z4" else None}
+        plain = np.array(client.post("/sample", json=body).json()["images"], dtype=np.float32)
+        sharp = np.array(client.post("/sample", json={**body, "sharpness": 6}).json()["images"], dtype=np.float32)
+        np.testing.assert_allclose(sharp, sharpen(torch.from_numpy(plain), 6.0).numpy(), atol=1e-5)
+        assert np.abs(sharp - 0.5).mean() > np.abs(plain - 0.5).mean()
+        r = client.post("/sample", json={**body, "sharpness": 6, "dtype": "uint8"}, headers=NPY_ACCEPT)
+        np.testing.assert_array_equal(np.load(io.BytesIO(r.content)), np.rint(sharp * 255).astype(np.uint8))
+    for bad in (0, -1, 101):
+        r = client.post("/sample", json={"n": 1, "sharpness": bad})
+        assert r.status_code == 422 and "sharpness" in r.json()["error"]
+
+
 def test_sample_png_and_npy(client: TestClient) -> None:
     r = client.post("/sample", json={"n": 2, "seed": 1, "format": "png"})
     img = Image.open(io.BytesIO(base64.b64decode(r.json()["images"][0])))

@@ -69,6 +69,17 @@ def test_cli_and_its_refusals(server: tuple[str, object], tmp_path: Path, capsys
     assert "30 digits from cvae-z4 v1" in capsys.readouterr().out
     with np.load(out) as f:
         np.testing.assert_array_equal(f["x"], _one_answer(url, 30, 0, 1.0))
+    sharp = tmp_path / "sharp.npz"  # pixels pushed toward black and white: the server's answer with that option
+    assert main(["synth", str(sharp), "-n", "30", "--model", "cvae-z4", "--url", url, "--quiet", "--sharpness",
+                 "6"]) == 0
+    assert "sharpness 6.0" in capsys.readouterr().out
+    r = httpx.post(f"{url}/sample", json={"model": "cvae-z4", "n": 30, "seed": 0, "labels": "balanced",
+                                          "dtype": "uint8", "sharpness": 6}, headers={"accept": "application/x-npy"})
+    with np.load(sharp) as f:
+        np.testing.assert_array_equal(f["x"], np.load(io.BytesIO(r.content)))
+        assert float(f["sharpness"]) == 6.0
+        contrast = lambda a: float(np.abs(a.astype(np.float64) - 127.5).mean())  # noqa: E731  (untrained: greys)
+        assert contrast(f["x"]) > contrast(_one_answer(url, 30, 0, 1.0))
     assert main(["synth", str(out), "-n", "30", "--model", "vae-z4", "--url", url, "--quiet"]) == 2
     assert "not conditional" in capsys.readouterr().err and "cvae-z4" in capsys.readouterr().err + "cvae-z4"
     assert main(["synth", str(out), "-n", "35", "--model", "cvae-z4", "--url", url, "--quiet"]) == 2
