@@ -5,8 +5,8 @@ The server runs pinned to core 0 with one torch thread; this process, the client
 Usage: python benchmarks/labelled.py [--model cvae-z10] [--repeats 6]
 
 --rate: the synthetic-data producer's rate instead: two clients looping /sample n=1024 labels="balanced" uint8
-.npy for --seconds each, against the default unconditional model's /sample n=1024 uint8 .npy in the same run
-(the conditional model's cost beside the cheapest sampler the server has).
+.npy for --seconds each (and, with --sharpness S, the same sharpened), against the default unconditional model's
+/sample n=1024 uint8 .npy in the same run (the conditional model's cost beside the cheapest sampler the server has).
 """
 
 from __future__ import annotations
@@ -84,13 +84,16 @@ def main_rate(a: argparse.Namespace) -> int:
     url = f"http://127.0.0.1:{port}/sample"
     with server([sys.executable, "-m", "service"], env, f"http://127.0.0.1:{port}/readyz"):
         rows = []
-        for model, labels in ((a.model, "balanced"), (a.baseline, None)):
-            body = {"model": model, "n": 1024, "dtype": "uint8", "seed": 1, **({"labels": labels} if labels else {})}
+        runs = [(a.model, "balanced", 1.0)] + ([(a.model, "balanced", a.sharpness)] if a.sharpness != 1.0 else [])
+        for model, labels, sharp in runs + [(a.baseline, None, 1.0)]:
+            body = {"model": model, "n": 1024, "dtype": "uint8", "seed": 1, **({"labels": labels} if labels else {}),
+                    **({"sharpness": sharp} if sharp != 1.0 else {})}
             rate(url, body, 2.0)  # warm-up
-            rows.append((model, *rate(url, body, a.seconds)))
+            rows.append((f"{model}" + (f", sharpness {sharp:g}" if sharp != 1.0 else ""), *rate(url, body, a.seconds)))
     for model, images_s, bad in rows:
         print(f"| {model} | /sample n=1024 uint8 .npy, 2 clients | {images_s:,.0f} images/s | non-200 {bad} |")
-    print(f"ratio {rows[0][1] / rows[1][1]:.2f} of {a.baseline}'s rate")
+    for model, images_s, _ in rows[:-1]:
+        print(f"{model}: ratio {images_s / rows[-1][1]:.2f} of {a.baseline}'s rate")
     return 0 if all(bad == 0 for *_, bad in rows) else 1
 
 
@@ -102,6 +105,8 @@ def main() -> int:
     p.add_argument("--rate", action="store_true", help="two clients, n=1024 uint8 .npy, against --baseline")
     p.add_argument("--baseline", default="vae-flow-z20", help="the unconditional model --rate compares with")
     p.add_argument("--seconds", type=float, default=15.0, help="--rate: seconds per model")
+    p.add_argument("--sharpness", type=float, default=1.0,
+                   help="--rate: also the conditional model with this /sample sharpness (sharpened before uint8)")
     a = p.parse_args()
     os.sched_setaffinity(0, {CLIENT_CORE})
     if a.rate:
