@@ -164,7 +164,8 @@ def conditional_samples(path: Path, out: Path, per_label: int = 12, seed: int = 
 
 
 def cas_temperature(paths: list[Path], out: Path) -> int:
-    """CAS against temperature for every checkpoint with a recorded sweep, the real-data reference as a line."""
+    """CAS against temperature for every checkpoint with a recorded sweep (a line per sharpness), the real-data
+    reference as a line."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4), dpi=110)
     drawn, ref = 0, None
@@ -173,8 +174,11 @@ def cas_temperature(paths: list[Path], out: Path) -> int:
         cas = metrics.get("cas")
         if not cas:
             continue
-        sweep = sorted(cas["sweep"], key=lambda r: r["temperature"])
-        ax.plot([r["temperature"] for r in sweep], [100 * r["accuracy"] for r in sweep], "o-", label=meta.name)
+        for sharp in sorted({r.get("sharpness", 1.0) for r in cas["sweep"]}):  # a line per sharpness
+            sweep = sorted((r for r in cas["sweep"] if r.get("sharpness", 1.0) == sharp),
+                           key=lambda r: r["temperature"])
+            ax.plot([r["temperature"] for r in sweep], [100 * r["accuracy"] for r in sweep], "o-",
+                    label=meta.name + (f", sharpness {sharp:g}" if sharp != 1.0 else ""))
         ref = cas["reference_accuracy"]
         drawn += 1
     if ref is not None:

@@ -104,21 +104,23 @@ def cas_table(paths: list[Path]) -> str:
     """Classification Accuracy Score of each conditional checkpoint with one (`python -m training cas`): the
     headline at the temperature chosen on held-out training digits (files measured before say "test-chosen"), the
     sweep (test accuracy, held-out in brackets), and real + synthetic against real when measured."""
-    rows = ["| model | CAS (temperature, chosen on) | real-data reference | digits per class | CAS at each temperature "
-            "(held-out) | real + synthetic − real (seeds) |", "|---|---:|---:|---:|---|---|"]
+    rows = ["| model | CAS (temperature, sharpness, chosen on) | real-data reference | digits per class | CAS at each "
+            "temperature and sharpness (held-out) | real + synthetic − real (seeds) |", "|---|---:|---:|---:|---|---|"]
     for p in paths:
         meta, metrics = read(p)
         cas = metrics.get("cas")
         if not cas:
             continue
         chosen = "held-out" if "held_out_images" in cas else "test"
-        sweep = ", ".join(f"{r['temperature']:g}: {r['accuracy']:.2%}"
+        sweep = ", ".join(f"{r['temperature']:g}" + (f" s{r['sharpness']:g}" if "sharpness" in r else "")
+                          + f": {r['accuracy']:.2%}"
                           + (f" ({r['held_out_accuracy']:.2%})" if "held_out_accuracy" in r else "")
-                          for r in sorted(cas["sweep"], key=lambda r: r["temperature"]))
+                          for r in sorted(cas["sweep"], key=lambda r: (r["temperature"], r.get("sharpness", 1.0))))
         mixed = cas.get("real_plus_synthetic")
         plus = (f"{mixed['difference']['mean'] * 100:+.2f} ± {mixed['difference']['std'] * 100:.2f} points "
                 f"({len(mixed['seeds'])}: real {mixed['real_summary']['mean']:.2%}, mixed "
                 f"{mixed['mixed_summary']['mean']:.2%})") if mixed else ""
-        rows.append(f"| {meta.name} v{meta.version} | {cas['accuracy']:.2%} (t={cas['temperature']:g}, {chosen}) | "
-                    f"{cas['reference_accuracy']:.2%} | {cas['per_class']:,} | {sweep} | {plus} |")
+        sharp = f", sharpness {cas['sharpness']:g}" if "sharpness" in cas else ""
+        rows.append(f"| {meta.name} v{meta.version} | {cas['accuracy']:.2%} (t={cas['temperature']:g}{sharp}, "
+                    f"{chosen}) | {cas['reference_accuracy']:.2%} | {cas['per_class']:,} | {sweep} | {plus} |")
     return "\n".join(rows) if len(rows) > 2 else ""
