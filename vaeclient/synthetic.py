@@ -7,7 +7,7 @@ file equals one /sample answer of n=N with this seed), each kept on disk as it a
 stops, for any reason, resumes where it stopped when started again with the same arguments. The model's version
 is pinned at the start: a reload on the server mid-way cannot mix two models in one set.
 
-    python -m vaeclient synth digits.npz -n 60000 --model cvae-z10 --seed 1 --temperature 0.8 --sharpness 6
+    python -m vaeclient synth digits.npz -n 60000 --model cvae-z10 --seed 1 --sharpness 12
 """
 
 from __future__ import annotations
