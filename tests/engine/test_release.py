@@ -10,6 +10,7 @@ import time
 import weakref
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -99,8 +100,11 @@ def test_queued_requests_finish_on_the_module_they_were_queued_for(tiny_repo: Pa
             install(tiny_repo / "vae-z4" / "1" / "model.ts", repo / "vae-z4" / "2" / "model.ts")  # replaced now
             assert c.post("/admin/reload", headers=KEY).json()["added"] == ["vae-z4/2"]
             t.join(timeout=30)
-        assert answers[0]["images"] == before  # every chunk on the weights it was queued for
-        assert c.post("/decode", json={"model": "vae-z4", "z": z}).json()["images"] != before
+        # every chunk on the weights it was queued for (to float noise: the slowed forwards may cut other chunk sizes,
+        # and a matrix product's rounding depends on the batch's size); the other version's pixels differ by ~1e-2
+        np.testing.assert_allclose(answers[0]["images"], before, atol=1e-5)
+        after = np.asarray(c.post("/decode", json={"model": "vae-z4", "z": z}).json()["images"])
+        assert np.abs(after - np.asarray(before)).max() > 1e-3
 
 
 def test_a_stream_of_blocks_finishes_when_its_model_is_unloaded(tiny_repo: Path, tmp_path: Path) -> None:
@@ -109,7 +113,6 @@ def test_a_stream_of_blocks_finishes_when_its_model_is_unloaded(tiny_repo: Path,
     import io
     import threading
 
-    import numpy as np
 
     repo = tmp_path / "repo"
     shutil.copytree(tiny_repo, repo)
