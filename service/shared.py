@@ -35,19 +35,19 @@ class Peers:
         else:
             self.mine.unlink(missing_ok=True)
 
+    def ready_pids(self) -> list[str]:
+        """The process ids of the workers that serve now (their marks)."""
+        return [p.name.removeprefix("ready-") for p in self.directory.glob("ready-*")]
+
     def ready(self) -> int:
-        return sum(1 for _ in self.directory.glob("ready-*"))
+        return len(self.ready_pids())
 
     def all_ready(self) -> bool:
         return self.ready() >= self.expected
 
     def publish(self, snapshot: Any) -> None:
-        """This worker's Triton statistics, for a statistics call another worker answers (written whole: a reader
-        never sees half a file)."""
-        mine = self.directory / f"stats-{os.getpid()}.json"
-        part = mine.with_name(mine.name + ".part")
-        part.write_text(json.dumps(snapshot))
-        part.replace(mine)
+        """This worker's Triton statistics, for a statistics call another worker answers."""
+        write_whole(self.directory / f"stats-{os.getpid()}.json", json.dumps(snapshot))
 
     def others_stats(self) -> list[Any]:
         """Every other worker's last published statistics, a dead one's too (its inferences happened, as its
@@ -70,16 +70,11 @@ class ControlLog:
     has applied its call. Control calls are serialised across workers by a file lock around catching up, applying
     and appending."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, peers: Peers) -> None:
+        self.peers, directory = peers, peers.directory
         self.path, self.lock_path = directory / "control.jsonl", directory / "control.lock"
-        self.directory = directory
         self.mine = directory / f"applied-{os.getpid()}"
         self.applied = 0  # calls of the log applied here
-
-    @classmethod
-    def from_env(cls) -> ControlLog | None:
-        where = os.environ.get(PEERS_ENV)
-        return cls(Path(where)) if where else None
 
     def acquire(self) -> IO[str]:
         """The lock one worker's control call holds at a time; blocks (call it off the event loop)."""
@@ -110,20 +105,25 @@ class ControlLog:
     def done(self, calls: int) -> None:
         """Say how far this worker got: `calls` more applied."""
         self.applied += calls
-        part = self.mine.with_name(self.mine.name + ".part")
-        part.write_text(str(self.applied))
-        part.replace(self.mine)
+        write_whole(self.mine, str(self.applied))
 
     def applied_by_ready(self, number: int) -> tuple[int, int]:
         """(ready workers that applied call `number`, ready workers)."""
-        ready = [p.name.removeprefix("ready-") for p in self.directory.glob("ready-*")]
+        ready = self.peers.ready_pids()
         done = 0
         for pid in ready:
             try:
-                done += int((self.directory / f"applied-{pid}").read_text() or 0) >= number
+                done += int((self.peers.directory / f"applied-{pid}").read_text() or 0) >= number
             except (FileNotFoundError, ValueError):
                 pass
         return done, len(ready)
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write-then-rename: a worker reading the file never sees half of it."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(text)
+    part.replace(path)
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:

@@ -47,7 +47,8 @@ class DataPlane:
         self._lifecycle, self._repository = engine.lifecycle, engine.repository
         self._metrics = engine.metrics
         self.peers = Peers.from_env()  # with workers: their shared readiness
-        self.control = Control(engine.repository, ControlLog.from_env())  # with workers: every worker carries it out
+        # with workers: every worker carries a control call out
+        self.control = Control(engine.repository, None if self.peers is None else ControlLog(self.peers))
 
     def mark_serving(self, serving: bool) -> None:
         """With workers: this one serves (its models loaded) or no longer does (draining)."""

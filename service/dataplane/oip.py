@@ -160,7 +160,6 @@ class Counts:
     inferences: int = 0  # rows
     last_ms: int = 0  # wall-clock ms of the newest inference
 
-
     def add(self, other: Counts) -> None:
         self.success, self.success_ns = self.success + other.success, self.success_ns + other.success_ns
         self.fail, self.fail_ns = self.fail + other.fail, self.fail_ns + other.fail_ns
@@ -192,9 +191,7 @@ class Statistics:
     def merged(self, snapshots: list[list[list[Any]]]) -> Statistics:
         """These counts plus other workers' snapshots."""
         total = Statistics()
-        for name_ver, c in self.counts.items():
-            total.counts.setdefault(name_ver, Counts()).add(c)
-        for snap in snapshots:
+        for snap in (self.snapshot(), *snapshots):
             for name, ver, *values in snap:
                 total.counts.setdefault((name, ver), Counts()).add(Counts(*values))
         return total

@@ -5,14 +5,13 @@ is free afterwards."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from service.dataplane.control import Control
-from service.shared import ControlLog
+from service.shared import ControlLog, Peers
 
 
 class SlowRepository:
@@ -36,9 +35,11 @@ class SlowRepository:
 def test_a_control_call_whose_caller_goes_is_carried_out_whole(tmp_path: Path, workers: bool) -> None:
     async def scenario() -> None:
         repo = SlowRepository()
-        shared = ControlLog(tmp_path) if workers else None
+        shared = None
         if workers:
-            (tmp_path / f"ready-{os.getpid()}").touch()  # this process is the one ready worker
+            peers = Peers(tmp_path, 1)
+            peers.mark(True)  # this process is the one ready worker
+            shared = ControlLog(peers)
         control = Control(repo, shared)  # type: ignore[arg-type]
         caller = asyncio.ensure_future(control.unload("m"))
         await asyncio.sleep(0.05)
