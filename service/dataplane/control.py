@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from service.engine.domain import ServiceError
+from service.engine.lifecycle import every
 from service.engine.repository import Repository
 from service.shared import CONTROL_EVERY_S, ControlLog
 
@@ -92,10 +93,5 @@ class Control:
             shared.done(1)
 
     async def follow(self) -> None:
-        """The background task of a worker: keep up with the log."""
-        while True:
-            await asyncio.sleep(CONTROL_EVERY_S)
-            try:
-                await self.catch_up()
-            except Exception:  # a broken line must never stop the follower
-                log.exception("following the workers' control log failed")
+        """The background task of a worker: keep up with the log (a broken line never stops it)."""
+        await every(CONTROL_EVERY_S, self.catch_up, log, "following the workers' control log failed")

@@ -4,9 +4,23 @@ request's time tells the drain when arrivals have stopped."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from service.engine.domain import NotReady
+
+
+async def every(interval_s: float, step: Callable[[], Awaitable[object]], log: logging.Logger, failed: str) -> None:
+    """A background task: `step` every interval_s seconds until cancelled; a step that raises is logged (`failed`,
+    with its traceback) and the next one runs all the same: one error must never stop the task."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await step()
+        except Exception:
+            log.exception(failed)
 
 
 class Lifecycle:

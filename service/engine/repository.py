@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from service.engine.checkpoints import Checkpoint, scan
 from service.engine.domain import InvalidInput, UnknownModel
-from service.engine.lifecycle import Lifecycle
+from service.engine.lifecycle import Lifecycle, every
 from service.engine.metrics import Metrics
 from service.engine.runtime import Runtime
 from service.settings import SHIPPED_DEFAULT, Settings
@@ -152,13 +152,8 @@ class Repository:
             return {"unloaded": name, "models": {n: sorted(v) for n, v in sorted(self._models.items())}}
 
     async def watch(self, interval_s: float) -> None:
-        """Poll the repository every interval_s seconds and reload on change."""
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self.reload()
-            except Exception:  # a broken repository must never stop the watcher
-                log.exception("reload failed")
+        """Poll the repository every interval_s seconds and reload on change (a broken repository never stops it)."""
+        await every(interval_s, self.reload, log, "reload failed")
 
     # -- the default model and readiness -------------------------------------------------------
 
