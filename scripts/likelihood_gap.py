@@ -43,12 +43,11 @@ def main() -> int:
     pick = torch.Generator().manual_seed(a.seed)
     torch.manual_seed(a.seed)
     if a.tightness:
-        return tightness(ts, ds.x_test, a)
+        return tightness(ts, some_digits(ds.x_test, a.n, pick), a)
     rows = {}
     with torch.no_grad():
         for name, images in (("train", ds.x_train), ("test", ds.x_test)):
-            idx = torch.randperm(len(images), generator=pick)[:a.n]
-            x = torch.from_numpy(images).float().div(255).reshape(-1, 1, 28, 28)[idx]
+            x = some_digits(images, a.n, pick)
             mu, _ = ts.encode(x, None)
             rows[name] = (iwae_nll(ts, x, None, a.k), bernoulli_nll(ts.decode_logits(mu, None), x).mean().item(),
                           -log_prior(ts, mu).mean().item())
@@ -61,9 +60,13 @@ def main() -> int:
     return 0
 
 
-def tightness(ts: torch.jit.ScriptModule, images: np.ndarray, a: argparse.Namespace) -> int:
-    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(a.seed))[:a.n]
-    x = torch.from_numpy(images).float().div(255).reshape(-1, 1, 28, 28)[idx]
+def some_digits(images: np.ndarray, n: int, pick: torch.Generator) -> torch.Tensor:
+    """n digits drawn at random (uint8 (N, 28, 28)) as the models read them: float (n, 1, 28, 28) in [0, 1]."""
+    idx = torch.randperm(len(images), generator=pick)[:n]
+    return torch.from_numpy(images).float().div(255).reshape(-1, 1, 28, 28)[idx]
+
+
+def tightness(ts: torch.jit.ScriptModule, x: torch.Tensor, a: argparse.Namespace) -> int:
     print(f"| {a.checkpoint}, {a.n} test digits | " + " | ".join(f"IWAE-{k}" for k in a.tightness) + " |")
     print("|---|" + "---:|" * len(a.tightness))
     bounds = []

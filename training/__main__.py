@@ -366,11 +366,11 @@ def cmd_cas(a: argparse.Namespace) -> int:
     from checkpoint import read_metrics, write_metrics
     from training.cas import Recipe, cas, real_plus_synthetic
 
-    recipe = Recipe(epochs=a.epochs, seed=a.seed, augment=not a.no_augment)
-    ds = load_mnist(a.idx_dir, a.data_cache)
-    if any(not 0 < v <= 100 for v in a.sharpness):
+    if any(not 0 < v <= 100 for v in a.sharpness):  # refused before the data is read
         print(f"--sharpness {a.sharpness}: each in (0, 100], as /sample takes it", file=sys.stderr)
         return 2
+    recipe = Recipe(epochs=a.epochs, seed=a.seed, augment=not a.no_augment)
+    ds = load_mnist(a.idx_dir, a.data_cache)
     result = cas(a.checkpoint, ds, a.temperature, a.per_class, recipe, a.seed, a.cache, a.fresh,
                  tuple(a.sharpness))
     if a.real_plus:
