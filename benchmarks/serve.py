@@ -55,7 +55,7 @@ def server(cmd: list[str], env: dict[str, str], ready: str, cwd: Path = ROOT, me
                 time.sleep(0.3)
         else:
             raise RuntimeError(f"server did not start: {cmd}")
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -3,7 +3,8 @@
 An operator who unloads models to make room, or loads them back, expects the memory to follow. This starts
 `python -m service` on the shipped repository with repository control on, then for each cycle: one /decode and one
 /reconstruct per model (so its batchers exist), unload them all, read the server's RSS, load them all, read it again.
-A server that frees an unloaded model gives the memory back after each unload and stays flat across cycles.
+A server that frees an unloaded model gives the memory back after each unload and stays flat across cycles. The
+server is started as the other benchmarks start it (benchmarks/serve.py: server, pinned to the server core).
 With --before REF, REF's server (a git worktree) runs the same cycles afterwards, for a same-run comparison.
 Usage: python benchmarks/unload_memory.py [--cycles 5] [--repository models] [--before REF]
 """
@@ -11,8 +12,6 @@ Usage: python benchmarks/unload_memory.py [--cycles 5] [--repository models] [--
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve import free_port, worktree  # noqa: E402
+from serve import free_port, server, worktree  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "unload-memory-benchmark-key"
@@ -55,41 +54,30 @@ def main() -> None:
 
 def cycles(checkout: Path, repository: Path, n: int) -> None:
     port = free_port()
-    env = {**os.environ, "VAESERVE_MODEL_CONTROL": "true", "VAESERVE_ADMIN_KEY": KEY, "VAESERVE_LOG_LEVEL": "warning",
+    env = {"VAESERVE_MODEL_CONTROL": "true", "VAESERVE_ADMIN_KEY": KEY, "VAESERVE_LOG_LEVEL": "warning",
            "VAESERVE_MODEL_REPOSITORY": str(repository), "VAESERVE_TORCH_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "service", "--port", str(port)], cwd=checkout, env=env)
     url, head = f"http://127.0.0.1:{port}", {"x-admin-key": KEY}
-    try:
-        with httpx.Client(base_url=url, timeout=60) as c:
-            for _ in range(300):
-                try:
-                    if c.get("/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
-            listed = c.get("/models").json()["models"]
-            default = next(m["name"] for m in listed if m["default"])
-            models = {m["name"]: m for m in listed if not m["default"]}
-            print(f"server pid {proc.pid}; cycling {len(models)} models (all but the default {default})")
-            print("cycle  RSS after load (MiB)  RSS after unload (MiB)")
-            for cycle in range(n):
-                for name, m in models.items():
-                    labels = {"labels": [3]} if m.get("num_classes") else {}
-                    for path, body in [("/decode", {"z": [[0.1] * m["latent_dim"]]}),
-                                       ("/reconstruct", {"images": [{"pixels": [[0.5] * 28] * 28}]})]:
-                        r = c.post(path, json={"model": name, **body, **labels})
-                        assert r.status_code == 200, (name, path, r.text)
-                loaded = settled_rss(proc.pid)
-                for name in models:
-                    assert c.post(f"/v2/repository/models/{name}/unload", headers=head).status_code == 200
-                unloaded = settled_rss(proc.pid)
-                for name in models:
-                    assert c.post(f"/v2/repository/models/{name}/load", headers=head).status_code == 200
-                print(f"{cycle + 1:5d}  {loaded:21.1f}  {unloaded:22.1f}")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with server([sys.executable, "-m", "service", "--port", str(port)], env, url + "/readyz", cwd=checkout) as proc, \
+            httpx.Client(base_url=url, timeout=60) as c:
+        listed = c.get("/models").json()["models"]
+        default = next(m["name"] for m in listed if m["default"])
+        models = {m["name"]: m for m in listed if not m["default"]}
+        print(f"server pid {proc.pid}; cycling {len(models)} models (all but the default {default})")
+        print("cycle  RSS after load (MiB)  RSS after unload (MiB)")
+        for cycle in range(n):
+            for name, m in models.items():
+                labels = {"labels": [3]} if m.get("num_classes") else {}
+                for path, body in [("/decode", {"z": [[0.1] * m["latent_dim"]]}),
+                                   ("/reconstruct", {"images": [{"pixels": [[0.5] * 28] * 28}]})]:
+                    r = c.post(path, json={"model": name, **body, **labels})
+                    assert r.status_code == 200, (name, path, r.text)
+            loaded = settled_rss(proc.pid)
+            for name in models:
+                assert c.post(f"/v2/repository/models/{name}/unload", headers=head).status_code == 200
+            unloaded = settled_rss(proc.pid)
+            for name in models:
+                assert c.post(f"/v2/repository/models/{name}/load", headers=head).status_code == 200
+            print(f"{cycle + 1:5d}  {loaded:21.1f}  {unloaded:22.1f}")
 
 
 if __name__ == "__main__":
