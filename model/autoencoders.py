@@ -105,7 +105,8 @@ class VAE(nn.Module):
     output: str = "sigmoid"
 
     def __init__(self, latent_dim: int, arch: str = "conv", width: int = 64, num_classes: int = 0,
-                 depth: int = 1, prior: str = "normal", prior_hidden: int = 128, dropout: float = 0.0) -> None:
+                 depth: int = 1, prior: str = "normal", prior_hidden: int = 128, dropout: float = 0.0,
+                 encoder_width: int = 0) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = num_classes
@@ -118,7 +119,10 @@ class VAE(nn.Module):
         self.prior_flow = None if prior == "normal" else FlowPrior(
             latent_dim, hidden=prior_hidden, num_classes=num_classes if prior == "class-flow" else 0)
         # dropout (MLP): each hidden layer's, in training only; it regularises, the served network is unchanged
-        self.body, self.decoder, feats = make_body(arch, latent_dim + num_classes, width, num_classes, depth, dropout)
+        # encoder_width (MLP): sampling and the CAS use the decoder and prior alone, so a narrower encoder leaves
+        # room in the same file for a wider decoder
+        self.body, self.decoder, feats = make_body(arch, latent_dim + num_classes, width, num_classes, depth, dropout,
+                                                   encoder_width)
         self.head = nn.Linear(feats, 2 * latent_dim)
 
     def _with_labels(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:

@@ -117,19 +117,20 @@ class MLPDecoder(nn.Module):
 
 
 def make_body(arch: str, in_decoder: int, width: int, extra_inputs: int = 0,
-              depth: int = 1, dropout: float = 0.0) -> tuple[nn.Module, nn.Module, int]:
+              depth: int = 1, dropout: float = 0.0, encoder_width: int = 0) -> tuple[nn.Module, nn.Module, int]:
     """Return (encoder body, decoder, encoder feature size) for arch 'conv' or 'mlp' (depth: MLP hidden layers;
-    dropout: MLP only, each hidden layer's dropout in training).
+    dropout: MLP only, each hidden layer's dropout in training; encoder_width: MLP only, the encoder's hidden
+    units when not `width`).
 
     extra_inputs: the encoder takes that many more values per image (conv: as constant input planes;
     MLP: appended to the flat pixels).
     """
     if arch == "conv":
-        if dropout > 0:
-            raise ValueError("dropout is for the mlp arch only")
+        if dropout > 0 or encoder_width:
+            raise ValueError("dropout and encoder_width are for the mlp arch only")
         enc = ConvEncoder(width, extra_inputs)
         return enc, ConvDecoder(in_decoder, width), enc.out_features
     if arch == "mlp":
-        mlp = MLPEncoder(width, extra_inputs, depth, dropout)
+        mlp = MLPEncoder(encoder_width or width, extra_inputs, depth, dropout)
         return mlp, MLPDecoder(in_decoder, width, depth, dropout), mlp.out_features
     raise ValueError(f"unknown arch {arch!r}; allowed: conv, mlp")

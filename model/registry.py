@@ -42,6 +42,7 @@ class ModelSpec:
     prior_hidden: int = 128  # units per coupling net of the flow prior
     iwae_k: int = 1  # VAEs: 1 trains the ELBO; k > 1 the importance-weighted bound of k samples (Burda et al. 2016)
     dropout: float = 0.0  # VAEs with the mlp arch: dropout on each hidden layer in training (off when served)
+    encoder_width: int = 0  # VAEs with the mlp arch: the encoder's hidden units (0: width, as the decoder's)
 
 
 Loss = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -145,9 +146,11 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("denoising-ae", lambda s: DeepAE(s.latent_dim, s.arch, s.width, depth=s.depth), denoising_objective,
          figures=("denoising",)),
     Kind("vae", lambda s: VAE(s.latent_dim, s.arch, s.width, depth=s.depth, prior=s.prior,
-                              prior_hidden=s.prior_hidden, dropout=s.dropout), elbo_objective, stochastic=True),
+                              prior_hidden=s.prior_hidden, dropout=s.dropout, encoder_width=s.encoder_width),
+         elbo_objective, stochastic=True),
     Kind("cvae", lambda s: VAE(s.latent_dim, s.arch, s.width, num_classes=10, depth=s.depth, prior=s.prior,
-                               prior_hidden=s.prior_hidden, dropout=s.dropout), elbo_objective, stochastic=True,
+                               prior_hidden=s.prior_hidden, dropout=s.dropout, encoder_width=s.encoder_width),
+         elbo_objective, stochastic=True,
          num_classes=10),
 )}
 

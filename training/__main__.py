@@ -77,6 +77,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dropout", type=float, default=0.0,
                    help="VAEs with --arch mlp: dropout probability on each hidden layer while training, a "
                         "regulariser (the served network is the same size and speed; 0: none)")
+    p.add_argument("--encoder-width", type=int, default=0,
+                   help="VAEs with --arch mlp: the encoder's hidden units (0: --width); sampling uses the decoder "
+                        "alone, so a narrower encoder makes room for a wider decoder in the same file size")
     p.add_argument("--weight-decay", type=float, default=0.0,
                    help="AdamW's decoupled weight decay (0: plain Adam), a regulariser")
     p.add_argument("--ema", type=float, default=0.0,
@@ -248,7 +251,7 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
     """The TrainConfig a `train` command line stands for."""
     spec = ModelSpec(a.kind, a.latent_dim, a.arch, a.width, a.sparsity_weight, a.noise, a.noise_level, a.depth,
                      a.topk, a.prior if a.prior in ("flow", "class-flow") else "normal", a.prior_hidden, a.iwae_k,
-                     a.dropout)
+                     a.dropout, a.encoder_width)
     return TrainConfig(spec, a.name, a.epochs, a.batch_size, a.lr, a.seed, a.binarize, a.device, a.idx_dir,
                        a.data_cache, a.runs_dir, a.repository, not a.no_export, a.limit_train,
                        prior="flow" if a.prior == "flow-fit" else "normal", prior_epochs=a.prior_epochs,
@@ -266,6 +269,10 @@ def cmd_train(a: argparse.Namespace) -> int:
         return 2
     if a.dropout and not (0 < a.dropout < 1 and a.arch == "mlp" and KINDS[a.kind].stochastic):
         print(f"--dropout {a.dropout}: must be in (0, 1), for a VAE kind with --arch mlp (0: none)", file=sys.stderr)
+        return 2
+    if a.encoder_width and not (a.encoder_width > 0 and a.arch == "mlp" and KINDS[a.kind].stochastic):
+        print(f"--encoder-width {a.encoder_width}: must be > 0, for a VAE kind with --arch mlp (0: --width)",
+              file=sys.stderr)
         return 2
     if a.weight_decay < 0:
         print(f"--weight-decay {a.weight_decay}: must be >= 0 (0: none)", file=sys.stderr)

@@ -180,6 +180,34 @@ def test_regularisers_are_checked_and_recorded(idx_dir: Path, tmp_path: Path,
     assert main(_train_args(idx_dir, tmp_path, *args, "--name", "plain", "--init-from", str(ckpt))) == 0
 
 
+def test_encoder_width_narrows_the_encoder_alone(idx_dir: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--encoder-width: the encoder's hidden layers get that many units, the decoder keeps --width (what sampling
+    costs and draws with); recorded in the file's config; refused where it means nothing."""
+    from training.__main__ import parse_command, train_config
+    from training.finetune import weights_of
+
+    for extra in (("--kind", "vae", "--encoder-width", "8"), ("--kind", "deep-ae", "--arch", "mlp", "--encoder-width",
+                                                              "8"), ("--kind", "cvae", "--arch", "mlp",
+                                                                     "--encoder-width", "-3")):
+        assert main(_train_args(idx_dir, tmp_path, *extra, "--epochs", "1")) == 2
+        assert "for a VAE kind with --arch mlp (0: --width)" in capsys.readouterr().err
+    args = ("--kind", "cvae", "--arch", "mlp", "--depth", "2", "--width", "24", "--latent-dim", "3", "--prior",
+            "class-flow", "--epochs", "1", "--name", "narrow", "--encoder-width", "8")
+    assert main(_train_args(idx_dir, tmp_path, *args)) == 0
+    ckpt = tmp_path / "repo" / "narrow" / "1" / "model.ts"
+    meta = read_meta(ckpt)
+    assert meta["config"]["spec"]["encoder_width"] == 8
+    assert train_config(parse_command(meta["command"])).to_json() == meta["config"]
+    shapes = {k: tuple(v.shape) for k, v in weights_of(ckpt).items()}
+    assert shapes["body.net.1.weight"] == (8, 784 + 10) and shapes["body.net.3.weight"] == (8, 8)
+    assert shapes["head.weight"] == (6, 8)
+    assert shapes["decoder.net.0.weight"] == (24, 3 + 10) and shapes["decoder.net.4.weight"] == (784, 24)
+    ts = torch.jit.load(str(ckpt)).eval()
+    mu, logvar = ts.encode(torch.rand(2, 1, 28, 28), torch.tensor([1, 7]))
+    assert mu.shape == (2, 3) and ts.decode(mu, torch.tensor([1, 7])).shape == (2, 1, 28, 28)
+
+
 def test_init_from_starts_at_a_served_models_weights(idx_dir: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """--init-from model.ts: the fine-tune's first step starts at that file's network and prior (not random ones),
