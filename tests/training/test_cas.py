@@ -116,3 +116,31 @@ def test_cas_cli_records_the_figure_and_refuses_unconditional_models(cvae_repo: 
     assert abs(mixed["difference"]["mean"] - expected) < 1e-4
     assert main(["cas", str(cvae_repo / "vae-z4" / "1" / "model.ts"), *common]) == 2
     assert "needs a conditional model" in capsys.readouterr().err
+
+
+def test_decoder_ceiling_decodes_each_digits_own_code() -> None:
+    """scripts/decoder_ceiling.py's images: decode(z ~ q(z | x, y), y) of each real digit, sharpened as /sample
+    sharpens: the shipped conditional model's are that digit (close to it pixel by pixel, far from the next one's),
+    black and white once sharpened, and the same for the same seed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("decoder_ceiling", Path("scripts/decoder_ceiling.py"))
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from checkpoint import load_model
+    from training.loop import to_tensor
+
+    shipped = Path("models/cvae-z10/4/model.ts")
+    digits, labels = draw(shipped, 4, 1.0, seed=3)  # 40 digits standing in for real ones (the suite has no MNIST)
+    x, y = to_tensor(digits, torch.device("cpu")), torch.from_numpy(labels)
+    ts, meta = load_model(shipped)
+    plain = mod.posterior_images(ts, meta.conditional, x, y, 1.0, 0).float() / 255
+    assert plain.shape == (40, 28, 28)
+    own = (plain - x[:, 0]).abs().mean(dim=(1, 2))
+    other = (plain - x[:, 0].roll(1, dims=0)).abs().mean(dim=(1, 2))
+    assert bool((own < other).all()) and float(own.mean()) < 0.08
+    sharp = mod.posterior_images(ts, meta.conditional, x, y, 12.0, 0).float() / 255
+    grey = ((plain > 0.08) & (plain < 0.92)).float().mean()
+    assert float(((sharp > 0.08) & (sharp < 0.92)).float().mean()) < float(grey) / 3
+    assert torch.equal(mod.posterior_images(ts, meta.conditional, x, y, 12.0, 0), (sharp * 255).round().to(torch.uint8))
