@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                        formatter_class=_Help)
     s.add_argument("out", type=Path, help="the .npz to write (chunks wait in OUT.parts/ until it is whole)")
     s.add_argument("-n", type=int, default=60000, help="digits in all, a multiple of 10 (balanced classes)")
-    s.add_argument("--model", default="cvae-z10", help="a conditional model the server has (see /models)")
+    s.add_argument("--model", default=None, help="a conditional model the server has (see /models); default: the "
+                                                 "server's default if conditional, else its one conditional model")
     s.add_argument("--seed", type=int, default=0, help="the same seed gives the same set")
     s.add_argument("--temperature", type=float, default=1.0, help="noise scale: lower is cleaner, less varied")
     s.add_argument("--sharpness", type=float, default=1.0,

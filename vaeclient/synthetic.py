@@ -7,7 +7,7 @@ file equals one /sample answer of n=N with this seed), each kept on disk as it a
 stops, for any reason, resumes where it stopped when started again with the same arguments. The model's version
 is pinned at the start: a reload on the server mid-way cannot mix two models in one set.
 
-    python -m vaeclient synth digits.npz -n 60000 --model cvae-z10 --seed 1 --sharpness 12
+    python -m vaeclient synth digits.npz -n 60000 --seed 1 --sharpness 12
 """
 
 from __future__ import annotations
@@ -34,10 +34,15 @@ def block_seed(seed: int, k: int) -> int:
 
 
 def resolve(client: VaeClient, model: str | None) -> dict[str, Any]:
-    """The model to pull from (the server's default when None), which must be conditional, and its newest version."""
+    """The model to pull from, which must be conditional, and its newest version. None: the server's default when
+    it is conditional, else the server's one conditional model (several: the caller must name one)."""
+    conditional = sorted({m["name"] for m in client.models() if m.get("num_classes")})
     entry = newest_model(client, model)
+    if model is None and not entry.get("num_classes") and len(conditional) == 1:
+        entry = newest_model(client, conditional[0])
     if not entry.get("num_classes"):
-        conditional = sorted({m["name"] for m in client.models() if m.get("num_classes")})
+        if model is None and conditional:
+            raise ValueError(f"the server has several conditional models ({', '.join(conditional)}): name one")
         raise ValueError(f"model {entry['name']!r} is not conditional: its digits come without labels; conditional "
                          f"models here: {', '.join(conditional) or 'none'}")
     return entry

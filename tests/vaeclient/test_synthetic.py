@@ -81,7 +81,14 @@ def test_cli_and_its_refusals(server: tuple[str, object], tmp_path: Path, capsys
         contrast = lambda a: float(np.abs(a.astype(np.float64) - 127.5).mean())  # noqa: E731  (untrained: greys)
         assert contrast(f["x"]) > contrast(_one_answer(url, 30, 0, 1.0))
     assert main(["synth", str(out), "-n", "30", "--model", "vae-z4", "--url", url, "--quiet"]) == 2
-    assert "not conditional" in capsys.readouterr().err and "cvae-z4" in capsys.readouterr().err + "cvae-z4"
+    err = capsys.readouterr().err
+    assert "not conditional" in err and "conditional models here: cvae-z4" in err
+    # no --model: the server's default (vae-z4 here) is not conditional, so its one conditional model
+    named = tmp_path / "named.npz"
+    assert main(["synth", str(named), "-n", "30", "--url", url, "--quiet"]) == 0
+    assert "30 digits from cvae-z4 v1" in capsys.readouterr().out
+    with np.load(named) as f:
+        np.testing.assert_array_equal(f["x"], _one_answer(url, 30, 0, 1.0))
     assert main(["synth", str(out), "-n", "35", "--model", "cvae-z4", "--url", url, "--quiet"]) == 2
     assert "multiple of 10" in capsys.readouterr().err
     assert main(["synth", str(out), "-n", "30", "--model", "nope", "--url", url, "--quiet"]) == 2
@@ -113,3 +120,24 @@ def test_async_client_writes_the_same_set(server: tuple[str, object], tmp_path: 
     with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "s.npz") as s:
         np.testing.assert_array_equal(a["x"], s["x"])
         assert a["y"].tolist() == s["y"].tolist() and prov["model"] == "cvae-z4"
+
+
+def test_without_a_model_the_one_conditional_model_or_a_request_to_name_one() -> None:
+    from vaeclient.synthetic import resolve
+
+    class Listing:
+        def __init__(self, *models: dict[str, object]) -> None:
+            self.listed = list(models)
+
+        def models(self) -> list[dict[str, object]]:
+            return self.listed
+
+    plain = {"name": "vae", "version": 1, "default": True, "num_classes": 0}
+    a, a2, b = ({"name": "ca", "version": 1, "num_classes": 10}, {"name": "ca", "version": 2, "num_classes": 10},
+                {"name": "cb", "version": 1, "num_classes": 10})
+    assert resolve(Listing(plain, a, a2), None) == a2  # the one conditional model, its newest version
+    assert resolve(Listing({**a, "default": True}, b), None)["name"] == "ca"  # a conditional default first
+    with pytest.raises(ValueError, match=r"several conditional models \(ca, cb\): name one"):
+        resolve(Listing(plain, a, b), None)
+    with pytest.raises(ValueError, match="conditional models here: none"):
+        resolve(Listing(plain), None)
