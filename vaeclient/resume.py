@@ -19,7 +19,11 @@ if TYPE_CHECKING:  # the client calls these modules, not the other way round: no
 
 def newest_model(client: VaeClient, model: str | None) -> dict[str, Any]:
     """The server's listing of `model` (its default when None) at its newest version; ValueError naming what it has."""
-    listed = client.models()
+    return newest_listed(client.models(), model)
+
+
+def newest_listed(listed: list[dict[str, Any]], model: str | None) -> dict[str, Any]:
+    """newest_model over a listing already fetched (GET /models once for several choices)."""
     if model is None:
         model = next((m["name"] for m in listed if m.get("default")), None)
     found = [m for m in listed if m["name"] == model]

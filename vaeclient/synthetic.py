@@ -7,7 +7,7 @@ file equals one /sample answer of n=N with this seed), each kept on disk as it a
 stops, for any reason, resumes where it stopped when started again with the same arguments. The model's version
 is pinned at the start: a reload on the server mid-way cannot mix two models in one set.
 
-    python -m vaeclient synth digits.npz -n 60000 --seed 1 --sharpness 12
+    python -m vaeclient synth digits.npz -n 60000 --seed 1 --temperature 1.1 --sharpness 6
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vaeclient.calls import VaeServeError, progress_bar
-from vaeclient.resume import finish, newest_model, open_parts, write_whole
+from vaeclient.resume import finish, newest_listed, open_parts, write_whole
 
 if TYPE_CHECKING:  # the client calls this module, not the other way round: no import cycle
     from vaeclient.sync import VaeClient
@@ -36,10 +36,11 @@ def block_seed(seed: int, k: int) -> int:
 def resolve(client: VaeClient, model: str | None) -> dict[str, Any]:
     """The model to pull from, which must be conditional, and its newest version. None: the server's default when
     it is conditional, else the server's one conditional model (several: the caller must name one)."""
-    conditional = sorted({m["name"] for m in client.models() if m.get("num_classes")})
-    entry = newest_model(client, model)
+    listed = client.models()  # one GET /models for every choice below
+    conditional = sorted({m["name"] for m in listed if m.get("num_classes")})
+    entry = newest_listed(listed, model)
     if model is None and not entry.get("num_classes") and len(conditional) == 1:
-        entry = newest_model(client, conditional[0])
+        entry = newest_listed(listed, conditional[0])
     if not entry.get("num_classes"):
         if model is None and conditional:
             raise ValueError(f"the server has several conditional models ({', '.join(conditional)}): name one")

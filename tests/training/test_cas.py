@@ -124,14 +124,15 @@ def test_decoder_ceiling_decodes_each_digits_own_code() -> None:
     black and white once sharpened, and the same for the same seed."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("decoder_ceiling", Path("scripts/decoder_ceiling.py"))
+    root = Path(__file__).resolve().parents[2]  # wherever pytest runs from
+    spec = importlib.util.spec_from_file_location("decoder_ceiling", root / "scripts" / "decoder_ceiling.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     from checkpoint import load_model, newest
     from training.loop import to_tensor
 
-    shipped = next(p for p in newest(Path("models")) if p.parts[-3].startswith("cvae"))  # whichever version ships
+    shipped = next(p for p in newest(root / "models") if p.parts[-3].startswith("cvae"))  # whichever version ships
     digits, labels = draw(shipped, 4, 1.0, seed=3)  # 40 digits standing in for real ones (the suite has no MNIST)
     x, y = to_tensor(digits, torch.device("cpu")), torch.from_numpy(labels)
     ts, meta = load_model(shipped)
