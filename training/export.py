@@ -20,11 +20,20 @@ from model import ModelSpec, kind, script
 log = logging.getLogger(__name__)
 
 
+CODE_ROOT = Path(__file__).resolve().parents[1]  # the checkout this code lives in, wherever train is run from
+
+
 def code_commit() -> str:
-    """The git commit of this code, with '+dirty' when the tree has local changes."""
+    """The git commit of this code, with '+dirty' when the tree has local changes. Asked of the code's own checkout:
+    run from another directory (a user's project, itself perhaps a git repository) the working directory's HEAD
+    would name code that did not make the model."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "model", "training", "checkpoint"],
+        git = ["git", "-C", str(CODE_ROOT)]
+        top, sha = subprocess.run([*git, "rev-parse", "--show-toplevel", "HEAD"], capture_output=True, text=True,
+                                  check=True).stdout.splitlines()
+        if Path(top).resolve() != CODE_ROOT:  # installed into another project's tree: no commit of ours to name
+            return "unknown"
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "model", "training", "checkpoint"],
                                capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

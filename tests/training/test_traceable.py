@@ -85,3 +85,20 @@ def test_a_fine_tuned_models_starting_file_is_restored_from_git(tmp_path: Path) 
         assert out.returncode == 0, out.stderr
         assert meta_of(clone / start)["name"] == name
         assert f"{name} starts from {start}: restored from git" in out.stderr
+
+
+def test_the_commit_recorded_is_this_codes_wherever_train_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user who trains from their own project (a git repository of its own) gets this checkout's commit in the
+    file, not their project's HEAD."""
+    from training.export import code_commit
+
+    git = ["git", "-c", "user.email=u@example.com", "-c", "user.name=u"]
+    subprocess.run([*git, "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "theirs"], check=True)
+    theirs = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    ours = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    monkeypatch.chdir(tmp_path)
+    recorded = code_commit()
+    assert recorded.removesuffix("+dirty") == ours != theirs
