@@ -204,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--real-plus", type=int, default=0, metavar="SEEDS",
                     help="also train on the real digits plus as many synthetic ones, against the real ones alone, "
                          "with this many seeds (0 = skip), at the chosen temperature")
+    cs.add_argument("--jobs", type=int, default=1,
+                    help="settings (and seeds) measured at once, each in a process of one torch thread: the figures "
+                         "of a one-thread run, in about 1/N of its time on N free cores")
     ls = sub.add_parser("list", help="print the newest model.ts of each model in a repository, one a line")
     ls.add_argument("repository", type=Path, nargs="?", default=Path("models"), help="the model repository")
     ls.add_argument("--generative", action="store_true", help="only models with a prior to sample from (meta)")
@@ -376,13 +379,17 @@ def cmd_cas(a: argparse.Namespace) -> int:
     if any(not 0 < v <= 100 for v in a.sharpness):  # refused before the data is read
         print(f"--sharpness {a.sharpness}: each in (0, 100], as /sample takes it", file=sys.stderr)
         return 2
+    if a.jobs < 1:
+        print(f"--jobs {a.jobs}: at least 1", file=sys.stderr)
+        return 2
     recipe = Recipe(epochs=a.epochs, seed=a.seed, augment=not a.no_augment)
     ds = load_mnist(a.idx_dir, a.data_cache)
     result = cas(a.checkpoint, ds, a.temperature, a.per_class, recipe, a.seed, a.cache, a.fresh,
-                 tuple(a.sharpness))
+                 tuple(a.sharpness), a.jobs)
     if a.real_plus:
         result["real_plus_synthetic"] = real_plus_synthetic(a.checkpoint, ds, result["temperature"],
-                                                            list(range(a.real_plus)), recipe, result["sharpness"])
+                                                            list(range(a.real_plus)), recipe, result["sharpness"],
+                                                            a.jobs)
     else:  # not measured again: the file keeps the last measurement (it names its own temperature and sharpness)
         before = read_metrics(a.checkpoint).get("cas", {}).get("real_plus_synthetic")
         if before is not None:

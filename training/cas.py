@@ -13,7 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -126,59 +129,91 @@ HELD_OUT = 10_000  # the last real training digits: where the temperature is cho
 
 def cas(checkpoint: Path, ds: Mnist, temperatures: list[float], per_class: int = 6000, recipe: Recipe = Recipe(),
         sample_seed: int = 0, cache_dir: Path = Path("runs"), fresh: bool = False,
-        sharpness: tuple[float, ...] = (1.0,)) -> dict[str, Any]:
+        sharpness: tuple[float, ...] = (1.0,), jobs: int = 1) -> dict[str, Any]:
     """CAS at each temperature and sharpness, the reference, and the headline: the test accuracy at the temperature
     and sharpness whose classifier scores best on a held-out slice of the real training digits (the test set chooses
     nothing).
 
     fresh: a generator's digits are not limited to 60,000, so draw per_class * epochs of each class and train one
     epoch over them: the same steps and schedule as the reference's, but no synthetic digit seen twice (does the
-    gap come from how many digits, or from what they are?)."""
-    xte, yte = to_tensor(ds.x_test, torch.device("cpu")), torch.from_numpy(ds.y_test).long()
-    held = min(HELD_OUT, len(ds.x_train) // 6)
-    xval = to_tensor(ds.x_train[-held:], torch.device("cpu"))
-    yval = torch.from_numpy(ds.y_train[-held:]).long()
+    gap come from how many digits, or from what they are?).
+    jobs: settings measured at once, each in a process of its own (`in_processes`)."""
     ref = reference_accuracy(ds, recipe, cache_dir)
     log.info("reference (real training digits): %.4f", ref["accuracy"])
+    held = min(HELD_OUT, len(ds.x_train) // 6)
+    settings = [(checkpoint, t, sharp, per_class, recipe, sample_seed, fresh)
+                for t in temperatures for sharp in sharpness]
     sweep = []
-    for t in temperatures:
-        for sharp in sharpness:
-            t0 = time.perf_counter()
-            x, y = draw(checkpoint, per_class * (recipe.epochs if fresh else 1), t, sample_seed, sharp)
-            model = train_classifier(to_tensor(x, torch.device("cpu")), torch.from_numpy(y),
-                                     replace(recipe, epochs=1) if fresh else recipe)
-            acc, val = round(accuracy(model, xte, yte), 4), round(accuracy(model, xval, yval), 4)
-            sweep.append({"temperature": t, "sharpness": sharp, "accuracy": acc, "held_out_accuracy": val,
-                          "synthetic_images": len(y), "seconds": round(time.perf_counter() - t0, 1)})
-            log.info("temperature %.2f, sharpness %g: CAS %.4f, held-out %.4f (%.0f s)", t, sharp, acc, val,
-                     sweep[-1]["seconds"])
-    chosen = max(sweep, key=lambda r: r["held_out_accuracy"])
+    for row in in_processes(jobs, ds, _setting, settings):
+        sweep.append(row)
+        log.info("temperature %.2f, sharpness %g: CAS %.4f, held-out %.4f (%.0f s)", row["temperature"],
+                 row["sharpness"], row["accuracy"], row["held_out_accuracy"], row["seconds"])
+    chosen = max(sweep, key=lambda r: r["held_out_accuracy"])  # the first of equals, in the order asked
     return {"accuracy": chosen["accuracy"], "temperature": chosen["temperature"], "sharpness": chosen["sharpness"],
             "reference_accuracy": ref["accuracy"], "per_class": per_class, "sample_seed": sample_seed,
             "fresh": fresh,
-            "test_images": len(yte), "held_out_images": held, "sweep": sweep,
+            "test_images": len(ds.y_test), "held_out_images": held, "sweep": sweep,
             "classifier": {"net": "CasCNN (training/cas.py)", **asdict(recipe)},
             "note": f"headline: the temperature and sharpness whose classifier scored best on the last {held} real "
                     "training digits (held out: no classifier trains on them), its accuracy on the real test set"}
 
 
+def _setting(ds: Mnist, checkpoint: Path, t: float, sharp: float, per_class: int, recipe: Recipe, sample_seed: int,
+             fresh: bool) -> dict[str, Any]:
+    """One sweep row: draw at this temperature and sharpness, train the CNN on the draw alone, score it."""
+    t0 = time.perf_counter()
+    xte, yte = to_tensor(ds.x_test, torch.device("cpu")), torch.from_numpy(ds.y_test).long()
+    held = min(HELD_OUT, len(ds.x_train) // 6)
+    xval = to_tensor(ds.x_train[-held:], torch.device("cpu"))
+    yval = torch.from_numpy(ds.y_train[-held:]).long()
+    x, y = draw(checkpoint, per_class * (recipe.epochs if fresh else 1), t, sample_seed, sharp)
+    model = train_classifier(to_tensor(x, torch.device("cpu")), torch.from_numpy(y),
+                             replace(recipe, epochs=1) if fresh else recipe)
+    acc, val = round(accuracy(model, xte, yte), 4), round(accuracy(model, xval, yval), 4)
+    return {"temperature": t, "sharpness": sharp, "accuracy": acc, "held_out_accuracy": val,
+            "synthetic_images": len(y), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+_WORKER_DS: Mnist | None = None  # the data set, sent once to each worker process
+
+
+def _start_worker(ds: Mnist) -> None:
+    global _WORKER_DS
+    _WORKER_DS = ds
+    torch.set_num_threads(1)
+
+
+def _in_worker(task: tuple[Callable[..., Any], tuple[Any, ...]]) -> Any:
+    fn, args = task
+    return fn(_WORKER_DS, *args)
+
+
+def in_processes(jobs: int, ds: Mnist, fn: Callable[..., Any], tasks: list[tuple[Any, ...]]) -> Iterator[Any]:
+    """fn(ds, *task) for each task, in order: here when jobs is 1, else in `jobs` spawned processes of one torch
+    thread each. Every task seeds its own draw and classifier, so a task gives what it gives on one thread in this
+    process, whatever runs beside it: the figures of `--jobs 2` are those of a one-thread serial run, in half the
+    time on two cores."""
+    if jobs <= 1:
+        for task in tasks:
+            yield fn(ds, *task)
+        return
+    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_worker, initargs=(ds,)) as pool:
+        yield from pool.map(_in_worker, [(fn, task) for task in tasks])
+
+
 def real_plus_synthetic(checkpoint: Path, ds: Mnist, temperature: float, seeds: list[int],
-                        recipe: Recipe = Recipe(), sharpness: float = 1.0) -> dict[str, Any]:
+                        recipe: Recipe = Recipe(), sharpness: float = 1.0, jobs: int = 1) -> dict[str, Any]:
     """What a user who adds a synthetic set to real data gets: the same CNN, same recipe, on the real training
     digits alone and on them plus as many synthetic ones (balanced, at `temperature`), for each seed (the seed of
     both the classifier and the draw); test accuracy of each, their means, spreads and the difference."""
-    xte, yte = to_tensor(ds.x_test, torch.device("cpu")), torch.from_numpy(ds.y_test).long()
-    xr, yr = to_tensor(ds.x_train, torch.device("cpu")), torch.from_numpy(ds.y_train).long()
     per_class = -(-len(ds.x_train) // 10)
-    real, mixed = [], []
-    for seed in seeds:
-        r = replace(recipe, seed=seed)
-        real.append(round(accuracy(train_classifier(xr, yr, r), xte, yte), 4))
-        xs, ys = draw(checkpoint, per_class, temperature, seed, sharpness)
-        x = torch.cat([xr, to_tensor(xs, torch.device("cpu"))])
-        y = torch.cat([yr, torch.from_numpy(ys)])
-        mixed.append(round(accuracy(train_classifier(x, y, r), xte, yte), 4))
-        log.info("seed %d: real %.4f, real + synthetic %.4f", seed, real[-1], mixed[-1])
+    tasks = [(checkpoint, temperature, seed, replace(recipe, seed=seed), sharpness, per_class if mix else 0)
+             for seed in seeds for mix in (False, True)]
+    got = list(in_processes(jobs, ds, _real_plus, tasks))
+    real, mixed = got[0::2], got[1::2]
+    for seed, r, m in zip(seeds, real, mixed, strict=True):
+        log.info("seed %d: real %.4f, real + synthetic %.4f", seed, r, m)
 
     def summary(v: list[float]) -> dict[str, float]:
         return {"mean": round(float(np.mean(v)), 4), "std": round(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, 4)}
@@ -188,3 +223,14 @@ def real_plus_synthetic(checkpoint: Path, ds: Mnist, temperature: float, seeds: 
             "real_plus_synthetic": mixed,
             "synthetic_images": per_class * 10, "real_summary": summary(real), "mixed_summary": summary(mixed),
             "difference": summary(diffs), "classifier": {"net": "CasCNN (training/cas.py)", **asdict(recipe)}}
+
+
+def _real_plus(ds: Mnist, checkpoint: Path, temperature: float, seed: int, recipe: Recipe, sharpness: float,
+               per_class: int) -> float:
+    """The CNN's test accuracy on the real training digits plus per_class synthetic ones of each class (0: alone)."""
+    xte, yte = to_tensor(ds.x_test, torch.device("cpu")), torch.from_numpy(ds.y_test).long()
+    x, y = to_tensor(ds.x_train, torch.device("cpu")), torch.from_numpy(ds.y_train).long()
+    if per_class:
+        xs, ys = draw(checkpoint, per_class, temperature, seed, sharpness)
+        x, y = torch.cat([x, to_tensor(xs, torch.device("cpu"))]), torch.cat([y, torch.from_numpy(ys)])
+    return round(accuracy(train_classifier(x, y, recipe), xte, yte), 4)

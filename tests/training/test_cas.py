@@ -145,3 +145,31 @@ def test_decoder_ceiling_decodes_each_digits_own_code() -> None:
     grey = ((plain > 0.08) & (plain < 0.92)).float().mean()
     assert float(((sharp > 0.08) & (sharp < 0.92)).float().mean()) < float(grey) / 3
     assert torch.equal(mod.posterior_images(ts, meta.conditional, x, y, 12.0, 0), (sharp * 255).round().to(torch.uint8))
+
+
+def test_cas_jobs_measure_in_processes_what_one_thread_measures_here(cvae_repo: Path, idx_dir: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """--jobs N: each setting and seed in a process of its own, the figures those of a one-thread serial run."""
+    ckpt = cvae_repo / "cvae-flow-z3" / "1" / "model.ts"
+    args = ["cas", str(ckpt), "-t", "0.7", "1.0", "--sharpness", "1", "6", "--real-plus", "2", "--no-write",
+            "--idx-dir", str(idx_dir), "--data-cache", str(tmp_path / "data"), "--cache", str(tmp_path),
+            "--per-class", "3", "--epochs", "1"]
+    before = read_metrics(ckpt)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(args) == 0
+    finally:
+        torch.set_num_threads(threads)
+    serial = json.loads(capsys.readouterr().out)
+    assert main([*args, "--jobs", "2"]) == 0
+    parallel = json.loads(capsys.readouterr().out)
+
+    def figures(out: dict) -> dict:
+        return {**out, "sweep": [{k: v for k, v in row.items() if k != "seconds"} for row in out["sweep"]]}
+
+    assert [(r["temperature"], r["sharpness"]) for r in parallel["sweep"]] == [(0.7, 1.0), (0.7, 6.0), (1.0, 1.0),
+                                                                              (1.0, 6.0)]
+    assert figures(parallel) == figures(serial)
+    assert read_metrics(ckpt) == before  # --no-write
+    assert main([*args, "--jobs", "0"]) == 2 and "--jobs 0" in capsys.readouterr().err
