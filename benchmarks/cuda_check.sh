@@ -25,7 +25,7 @@ for model in ("vae-flow-z20", "vae-flow-z10"):
     body = ('{"n": 1024, "seed": 1, "model": "%s"}' % model).encode()
     r = measure("http://127.0.0.1:8077/sample", body, 4, 8, accept="application/x-npy")
     print(f"{model} sample n=1024 npy c=4: {r.rps * 1024:.0f} images/s p99 {r.quantile(.99) * 1e3:.1f} ms {r.statuses}")
-for model, labels in (("vae-flow-z20", ""), ("cvae-z10", ', "labels": "balanced"')):  # uint8 made on the device
+for model, labels in (("vae-flow-z20", ""), ("cvae-z20", ', "labels": "balanced"')):  # uint8 made on the device
     body = ('{"n": 4096, "seed": 1, "dtype": "uint8", "model": "%s"%s}' % (model, labels)).encode()
     r = measure("http://127.0.0.1:8077/sample", body, 4, 8, accept="application/x-npy")
     print(f"{model} sample n=4096 uint8 npy c=4: {r.rps * 4096:.0f} digits/s p99 {r.quantile(.99) * 1e3:.1f} ms")

@@ -2,7 +2,7 @@
 same 10,000 (z, label) rows, measured in the same run with the same single core.
 
 The server runs pinned to core 0 with one torch thread; this process, the client, on core 1.
-Usage: python benchmarks/labelled.py [--model cvae-z10] [--repeats 6]
+Usage: python benchmarks/labelled.py [--model cvae-z20] [--repeats 6]
 
 --rate: the synthetic-data producer's rate instead: two clients looping /sample n=1024 labels="balanced" uint8
 .npy for --seconds each (and, with --sharpness S, the same sharpened), against the default unconditional model's
@@ -99,7 +99,7 @@ def main_rate(a: argparse.Namespace) -> int:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="cvae-z10")
+    p.add_argument("--model", default="cvae-z20")
     p.add_argument("--repository", type=Path, default=ROOT / "models")
     p.add_argument("--repeats", type=int, default=6, help="sequential requests timed (after one warm-up)")
     p.add_argument("--rate", action="store_true", help="two clients, n=1024 uint8 .npy, against --baseline")

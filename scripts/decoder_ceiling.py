@@ -6,7 +6,7 @@ uint8 as /sample does, labelled with the digit's real label; tests it on the rea
 codes of real digits perfectly would score this, so it bounds what any better prior could give the CAS; the rest of
 the gap to real digits is the decoder's. Works for unconditional VAEs too (their decoder then reads no label).
 
-Usage: python scripts/decoder_ceiling.py models/cvae-z10/5/model.ts [--sharpness 6] [--seed 0]
+Usage: python scripts/decoder_ceiling.py models/cvae-z20/3/model.ts [--sharpness 6] [--seed 0]
 """
 
 from __future__ import annotations

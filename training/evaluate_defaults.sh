@@ -14,6 +14,7 @@ for ckpt in $($PY -m training list models --generative); do
   $PY -m training judge "$ckpt"
 done
 for ckpt in $conditional; do
-  $PY -m training cas "$ckpt"
+  # the sweep the shipped figure was chosen from (held-out digits choose), real + synthetic at its choice, 2 cores
+  $PY -m training cas "$ckpt" -t 1.1 1.2 1.3 1.4 1.5 1.6 --sharpness 6 12 --real-plus 3 --jobs 2
 done
 $PY -m training cost

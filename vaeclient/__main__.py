@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--seed", type=int, default=0, help="the same seed gives the same set")
     s.add_argument("--temperature", type=float, default=1.0, help="noise scale: lower is cleaner, less varied")
     s.add_argument("--sharpness", type=float, default=1.0,
-                   help="pixels pushed toward black and white (1: the means as decoded; from about 6 on, cvae-z10's "
-                        "digits train a classifier better for real digits, docs/models.md)")
+                   help="pixels pushed toward black and white (1: the means as decoded; from about 6 on, the shipped "
+                        "conditional model's digits train a classifier better for real digits, docs/models.md)")
     s.add_argument("--workers", type=int, default=2, help="chunks in flight at once")
     e = sub.add_parser("encode", help="write the codes (mu, logvar) of every digit of a .npy or MNIST-shaped .npz "
                                       "(labels carried through) as an .npz", formatter_class=_Help)

@@ -132,7 +132,8 @@ class SampleRequest(Routed):
     temperature: Annotated[float, Field(gt=0.0, le=10.0, allow_inf_nan=False)] = 1.0
     sharpness: Annotated[float, Field(gt=0.0, le=100.0, allow_inf_nan=False, description=(
         "pixels pushed toward black and white: sigmoid(sharpness * logit(p)) of each Bernoulli mean p; 1 (default) "
-        "the means as decoded; from about 6 on, cvae-z10's digits train a classifier better (docs/models.md)"))] = 1.0
+        "the means as decoded; from about 6 on, the conditional model's digits train a classifier better "
+        "(docs/models.md)"))] = 1.0
     labels: list[Label] | Literal["balanced"] | None = None
     format: ImageFormat = "pixels"
     dtype: ImageDtype = DtypeField

@@ -1,5 +1,5 @@
 """/restyle: one drawing in its own style as every class, through the class-conditional flow's inverse, read by the
-judge on the shipped cvae-z10 (the row that once showed the drawn class in most tiles)."""
+judge on the shipped cvae-z20 (the row that once showed the drawn class in most tiles)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from checkpoint import latents, newest, prior_noise
+from checkpoint import latents, newest, prior_noise, read_meta
 from service.app import create_app
 from service.settings import Settings
 from training.judge import load_judge
@@ -35,9 +35,10 @@ def slant(img: np.ndarray) -> float:
 
 
 def test_the_flow_inverts_exactly() -> None:
-    shipped_cvae = next(p for p in newest(ROOT / "models") if p.parts[-3] == "cvae-z10")  # whichever version ships
+    shipped_cvae = next(p for p in newest(ROOT / "models") if p.parts[-3] == "cvae-z20")  # whichever version ships
     m = torch.jit.load(str(shipped_cvae))
-    eps, labels = torch.randn(16, 10, generator=torch.Generator().manual_seed(0)), torch.arange(16) % 10
+    dim = read_meta(shipped_cvae)["latent_dim"]
+    eps, labels = torch.randn(16, dim, generator=torch.Generator().manual_seed(0)), torch.arange(16) % 10
     with torch.inference_mode():
         assert torch.allclose(prior_noise(m, latents(m, eps, labels), labels), eps, atol=1e-4)
 
@@ -45,10 +46,10 @@ def test_the_flow_inverts_exactly() -> None:
 def test_every_class_in_the_drawings_style_as_the_judge_reads_it(shipped: TestClient) -> None:
     judge, _ = load_judge(ROOT / "judge" / "mnist-cnn.ts", torch.device("cpu"))
     asked = [7] * 6 + [3] * 6 + [1] * 6
-    src = shipped.post("/sample", json={"model": "cvae-z10", "n": len(asked), "labels": asked, "seed": 4}).json()
+    src = shipped.post("/sample", json={"model": "cvae-z20", "n": len(asked), "labels": asked, "seed": 4}).json()
     hits, slants = [], []
     for img, label in zip(src["images"], asked, strict=True):
-        r = shipped.post("/restyle", json={"model": "cvae-z10", "image": {"pixels": img}})
+        r = shipped.post("/restyle", json={"model": "cvae-z20", "image": {"pixels": img}})
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["label"] == label and body["labels"] == list(range(10))
@@ -63,24 +64,24 @@ def test_every_class_in_the_drawings_style_as_the_judge_reads_it(shipped: TestCl
 
 
 def test_restyle_takes_an_array_and_refuses_what_it_cannot_do(shipped: TestClient) -> None:
-    x = (np.asarray(shipped.post("/sample", json={"model": "cvae-z10", "n": 1, "labels": [2], "seed": 1})
+    x = (np.asarray(shipped.post("/sample", json={"model": "cvae-z20", "n": 1, "labels": [2], "seed": 1})
                     .json()["images"][0]) * 255).astype(np.uint8)
     buf = io.BytesIO()
     np.save(buf, x)
-    r = shipped.post("/restyle?model=cvae-z10&label=2&labels=5", content=buf.getvalue(),
+    r = shipped.post("/restyle?model=cvae-z20&label=2&labels=5", content=buf.getvalue(),
                      headers={"content-type": "application/x-npy", "accept": "application/x-npy"})
     assert r.status_code == 422 and "labels" in r.json()["error"]  # a list is not a query parameter
-    r = shipped.post("/restyle?model=cvae-z10&label=2", content=buf.getvalue(),
+    r = shipped.post("/restyle?model=cvae-z20&label=2", content=buf.getvalue(),
                      headers={"content-type": "application/x-npy", "accept": "application/x-npy"})
     assert r.status_code == 200 and np.load(io.BytesIO(r.content)).shape == (10, 28, 28)
     both = io.BytesIO()
     np.savez(both, image=x, labels=np.array([4, 9]))  # an .npz carries the target labels beside the image
-    r = shipped.post("/restyle?model=cvae-z10", content=both.getvalue(),
+    r = shipped.post("/restyle?model=cvae-z20", content=both.getvalue(),
                      headers={"content-type": "application/x-npz", "accept": "application/x-npz"})
     assert r.status_code == 200
     with np.load(io.BytesIO(r.content)) as got:
         assert got["images"].shape == (2, 28, 28) and got["labels"].tolist() == [4, 9]
     plain = shipped.post("/restyle", json={"model": "vae-flow-z20", "image": {"pixels": x.tolist()}})
     assert plain.status_code == 422 and "not conditional" in plain.json()["error"]
-    far = shipped.post("/restyle", json={"model": "cvae-z10", "image": {"pixels": x.tolist()}, "labels": [12]})
+    far = shipped.post("/restyle", json={"model": "cvae-z20", "image": {"pixels": x.tolist()}, "labels": [12]})
     assert far.status_code == 422
