@@ -118,7 +118,9 @@ def test_sample_png_and_npy(client: TestClient) -> None:
     arr = np.load(io.BytesIO(r.content), allow_pickle=False)
     assert arr.shape == (5, 28, 28) and arr.dtype == np.float32
     as_json = np.array(client.post("/sample", json={"n": 5, "seed": 1}).json()["images"], dtype=np.float32)
-    np.testing.assert_array_equal(arr, as_json)
+    # the same digits; on a busy machine the batcher may cut the rows into other chunks, whose matrix products round
+    # the last bit differently (seen: 10 pixels of 3,920 one float32 step apart, 6e-8, beside a busy core)
+    np.testing.assert_allclose(arr, as_json, rtol=0, atol=1e-6)
 
 
 def test_conditional_sample_balanced(client: TestClient) -> None:
