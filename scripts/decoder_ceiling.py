@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from checkpoint import load_model  # noqa: E402
 from checkpoint.sampling import sharpen, to_uint8  # noqa: E402
-from training.cas import Recipe, accuracy, train_classifier  # noqa: E402
+from training.cas import Recipe, accuracy, tensors, train_classifier  # noqa: E402
 from training.data import load_mnist  # noqa: E402
 from training.loop import to_tensor  # noqa: E402
 
@@ -53,11 +53,11 @@ def main() -> int:
         return 2
     torch.set_num_threads(1)
     ds = load_mnist()
-    x, y = to_tensor(ds.x_train, torch.device("cpu")), torch.from_numpy(ds.y_train).long()
+    x, y = tensors(ds.x_train, ds.y_train)
     t0 = time.perf_counter()
     images = posterior_images(ts, meta.conditional, x, y, a.sharpness, a.seed)
     model = train_classifier(to_tensor(images.numpy(), torch.device("cpu")), y, Recipe(seed=a.seed))
-    acc = accuracy(model, to_tensor(ds.x_test, torch.device("cpu")), torch.from_numpy(ds.y_test).long())
+    acc = accuracy(model, *tensors(ds.x_test, ds.y_test))
     print(json.dumps({"checkpoint": str(a.checkpoint), "sharpness": a.sharpness, "seed": a.seed,
                       "accuracy_on_decoded_training_codes": round(acc, 4),
                       "seconds": round(time.perf_counter() - t0, 1)}))

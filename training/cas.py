@@ -109,15 +109,19 @@ def draw(checkpoint: Path, per_class: int, temperature: float, seed: int,
     return x, balanced_labels(0, n, meta.num_classes).numpy()
 
 
+def tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images (N, 28, 28) and labels as the CNN takes them: (N, 1, 28, 28) float in [0, 1], int64."""
+    return to_tensor(x, torch.device("cpu")), torch.from_numpy(y).long()
+
+
 def reference_accuracy(ds: Mnist, recipe: Recipe, cache_dir: Path) -> dict[str, Any]:
     """The same classifier trained on the real 60,000 (cached: it depends on the recipe and the data only)."""
     cache = cache_dir / f"cas-reference-{recipe.key(ds.sha256())}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     t0 = time.perf_counter()
-    model = train_classifier(to_tensor(ds.x_train, torch.device("cpu")), torch.from_numpy(ds.y_train).long(), recipe)
-    out = {"accuracy": round(accuracy(model, to_tensor(ds.x_test, torch.device("cpu")),
-                                      torch.from_numpy(ds.y_test).long()), 4),
+    model = train_classifier(*tensors(ds.x_train, ds.y_train), recipe)
+    out = {"accuracy": round(accuracy(model, *tensors(ds.x_test, ds.y_test)), 4),
            "train_images": len(ds.x_train), "seconds": round(time.perf_counter() - t0, 1)}
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(out))
@@ -125,6 +129,11 @@ def reference_accuracy(ds: Mnist, recipe: Recipe, cache_dir: Path) -> dict[str, 
 
 
 HELD_OUT = 10_000  # the last real training digits: where the temperature is chosen (never the test set)
+
+
+def held_out(ds: Mnist) -> int:
+    """How many of the last real training digits choose the temperature (a sixth of a small set)."""
+    return min(HELD_OUT, len(ds.x_train) // 6)
 
 
 def cas(checkpoint: Path, ds: Mnist, temperatures: list[float], per_class: int = 6000, recipe: Recipe = Recipe(),
@@ -140,7 +149,7 @@ def cas(checkpoint: Path, ds: Mnist, temperatures: list[float], per_class: int =
     jobs: settings measured at once, each in a process of its own (`in_processes`)."""
     ref = reference_accuracy(ds, recipe, cache_dir)
     log.info("reference (real training digits): %.4f", ref["accuracy"])
-    held = min(HELD_OUT, len(ds.x_train) // 6)
+    held = held_out(ds)
     settings = [(checkpoint, t, sharp, per_class, recipe, sample_seed, fresh)
                 for t in temperatures for sharp in sharpness]
     sweep = []
@@ -162,13 +171,10 @@ def _setting(ds: Mnist, checkpoint: Path, t: float, sharp: float, per_class: int
              fresh: bool) -> dict[str, Any]:
     """One sweep row: draw at this temperature and sharpness, train the CNN on the draw alone, score it."""
     t0 = time.perf_counter()
-    xte, yte = to_tensor(ds.x_test, torch.device("cpu")), torch.from_numpy(ds.y_test).long()
-    held = min(HELD_OUT, len(ds.x_train) // 6)
-    xval = to_tensor(ds.x_train[-held:], torch.device("cpu"))
-    yval = torch.from_numpy(ds.y_train[-held:]).long()
-    x, y = draw(checkpoint, per_class * (recipe.epochs if fresh else 1), t, sample_seed, sharp)
-    model = train_classifier(to_tensor(x, torch.device("cpu")), torch.from_numpy(y),
-                             replace(recipe, epochs=1) if fresh else recipe)
+    held = held_out(ds)
+    (xte, yte), (xval, yval) = tensors(ds.x_test, ds.y_test), tensors(ds.x_train[-held:], ds.y_train[-held:])
+    x, y = tensors(*draw(checkpoint, per_class * (recipe.epochs if fresh else 1), t, sample_seed, sharp))
+    model = train_classifier(x, y, replace(recipe, epochs=1) if fresh else recipe)
     acc, val = round(accuracy(model, xte, yte), 4), round(accuracy(model, xval, yval), 4)
     return {"temperature": t, "sharpness": sharp, "accuracy": acc, "held_out_accuracy": val,
             "synthetic_images": len(y), "seconds": round(time.perf_counter() - t0, 1)}
@@ -228,9 +234,8 @@ def real_plus_synthetic(checkpoint: Path, ds: Mnist, temperature: float, seeds: 
 def _real_plus(ds: Mnist, checkpoint: Path, temperature: float, seed: int, recipe: Recipe, sharpness: float,
                per_class: int) -> float:
     """The CNN's test accuracy on the real training digits plus per_class synthetic ones of each class (0: alone)."""
-    xte, yte = to_tensor(ds.x_test, torch.device("cpu")), torch.from_numpy(ds.y_test).long()
-    x, y = to_tensor(ds.x_train, torch.device("cpu")), torch.from_numpy(ds.y_train).long()
+    x, y = tensors(ds.x_train, ds.y_train)
     if per_class:
-        xs, ys = draw(checkpoint, per_class, temperature, seed, sharpness)
-        x, y = torch.cat([x, to_tensor(xs, torch.device("cpu"))]), torch.cat([y, torch.from_numpy(ys)])
-    return round(accuracy(train_classifier(x, y, recipe), xte, yte), 4)
+        xs, ys = tensors(*draw(checkpoint, per_class, temperature, seed, sharpness))
+        x, y = torch.cat([x, xs]), torch.cat([y, ys])
+    return round(accuracy(train_classifier(x, y, recipe), *tensors(ds.x_test, ds.y_test)), 4)
